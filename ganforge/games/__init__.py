@@ -1,0 +1,7 @@
+"""Games: each declares its networks, optimizer groups and phases (see ``base.Game``)."""
+
+from ganforge.games import bigan, cyclegan, gan  # noqa: F401  (register)
+from ganforge.games.base import Game, Phase
+from ganforge.registry import GAMES
+
+__all__ = ["Game", "Phase", "GAMES"]

@@ -1,0 +1,127 @@
+"""A game declares networks, optimizer groups and phases; the one trainer runs it.
+
+A phase names the optimizer group it updates (and so the networks whose
+parameters may move), the loss callable, and how many times it runs per
+training step (k critic steps per generator step is ``repeat=k``). The
+trainer does everything else: requires_grad toggling, zero_grad, backward,
+clipping, step, logging. It never looks at a game's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
+from ganforge.nets import build_net
+
+LossFn = Callable[[dict], "tuple[torch.Tensor, dict[str, float]]"]
+
+LATENTS = ("normal", "uniform")
+
+
+@dataclass
+class Phase:
+    """One update of one optimizer group.
+
+    name: label used in logs ("d", "g").
+    group: optimizer group (a key of ``Game.groups``); only its nets get gradients.
+    loss: batch -> (scalar loss, {log name: float}).
+    repeat: runs per training step (Goodfellow's k for the critic).
+    needs_batch: draw a fresh real minibatch for each run.
+    after_step: called after each optimizer step (e.g. WGAN weight clipping).
+    """
+
+    name: str
+    group: str
+    loss: LossFn
+    repeat: int = 1
+    needs_batch: bool = True
+    after_step: Callable[[], None] | None = None
+
+
+class Game(nn.Module):
+    """Base class. A subclass sets ``roles`` and ``groups``, implements ``build`` and ``phases``.
+
+    roles: {role: one-line description} of the networks the game needs.
+    groups: {optimizer group: roles it updates}.
+    ema_roles: roles that get an exponential moving average when train.ema is set.
+    """
+
+    roles: dict[str, str] = {}
+    groups: dict[str, tuple[str, ...]] = {}
+    ema_roles: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nets = nn.ModuleDict()
+        self.data: Dataset | None = None
+        self.objective = None
+        self.penalties: list = []
+
+    # -- set-up -------------------------------------------------------------------------
+    def default_nets(self) -> dict[str, dict]:
+        """Net config per role when the user gives none."""
+        return {role: {"name": "mlp"} for role in self.roles}
+
+    def build(self, data: Dataset, nets: dict[str, dict], objective, penalties: list) -> None:
+        """Create ``self.nets`` for ``data``; ``nets`` maps role -> {name, **params}."""
+        raise NotImplementedError
+
+    def phases(self, *, d_steps: int = 1) -> list[Phase]:
+        raise NotImplementedError
+
+    def _net(self, role: str, spec: dict, *, in_shape, out_shape, n_classes: int = 0) -> nn.Module:
+        spec = dict(spec)
+        name = spec.pop("name")
+        try:
+            return build_net(name, in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, **spec)
+        except ConfigError as e:
+            raise ConfigError(f"nets.{role}: {e}") from None
+
+    # -- sampling -----------------------------------------------------------------------
+    def noise(self, n: int, dim: int, *, generator: torch.Generator | None = None,
+              latent: str = "normal") -> torch.Tensor:
+        """Latent codes on the game's device. With ``generator`` (CPU), the global RNG is untouched."""
+        dev = self.device
+        if latent == "normal":
+            z = torch.randn(n, dim, generator=generator, device="cpu" if generator is not None else dev)
+        else:
+            z = torch.rand(n, dim, generator=generator, device="cpu" if generator is not None else dev) * 2 - 1
+        return z.to(dev)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, generator: torch.Generator | None = None, c: torch.Tensor | None = None,
+               batch_size: int = 1024) -> torch.Tensor:
+        """n samples from the model (eval mode), on CPU."""
+        raise NotImplementedError
+
+    def eval_reference(self) -> Dataset:
+        """The dataset whose distribution ``sample`` should match (metrics compare against it)."""
+        return self.data
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+    # -- helpers for subclasses ---------------------------------------------------------
+    def _penalties(self, phase: str, critic: nn.Module, *, real, fake, c=None) -> tuple[torch.Tensor, dict]:
+        total = torch.zeros((), device=fake.device)
+        logs = {}
+        for name, weight, pen in self.penalties:
+            if pen.phase == phase:
+                v = pen(critic, real=real, fake=fake, c=c)
+                total = total + weight * v
+                logs[name] = float(v.detach())
+        return total, logs
+
+
+def check_latent(latent: str) -> None:
+    if latent not in LATENTS:
+        raise ConfigError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")

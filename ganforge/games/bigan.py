@@ -1,0 +1,92 @@
+"""BiGAN / ALI (Donahue et al. 2017; Dumoulin et al. 2017): an encoder E beside G.
+
+D scores joint pairs: real (x, E(x)) against fake (G(z), z). G and E are one
+optimizer group; they minimise the critic loss with the labels swapped,
+d_loss(real=D(G(z), z), fake=D(x, E(x))), the non-saturating form of
+"make D wrong", which works for any objective. At the optimum E = G^-1.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.errors import ConfigError
+from ganforge.games.base import Game, Phase, check_latent
+from ganforge.nets.common import numel
+from ganforge.registry import GAMES
+
+
+class JointCritic(nn.Module):
+    """D(x, z): flattens x and z and feeds their concatenation to an inner critic."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.cat([x.reshape(x.shape[0], -1), z.reshape(z.shape[0], -1)], dim=1))
+
+
+@GAMES.register("bigan")
+class BiGAN(Game):
+    """BiGAN/ALI: generator G, encoder E, critic on (x, z) pairs."""
+
+    roles = {"g": "generator z -> x", "e": "encoder x -> z", "d": "critic (x, z) -> score"}
+    groups = {"d": ("d",), "ge": ("g", "e")}
+    ema_roles = ("g", "e")
+
+    def __init__(self, *, z_dim: int = 2, latent: str = "normal") -> None:
+        super().__init__()
+        if z_dim < 1:
+            raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
+        check_latent(latent)
+        self.z_dim, self.latent = z_dim, latent
+
+    def build(self, data, nets, objective, penalties) -> None:
+        self.data, self.objective, self.penalties = data, objective, penalties
+        if any(p.phase == "d" for _, _, p in penalties):
+            raise ConfigError("bigan's critic takes (x, z) pairs; gradient penalties on x alone are not supported")
+        self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape)
+        self.nets["e"] = self._net("e", nets["e"], in_shape=data.shape, out_shape=(self.z_dim,))
+        joint = (numel(data.shape) + self.z_dim,)
+        self.nets["d"] = JointCritic(self._net("d", nets["d"], in_shape=joint, out_shape=(objective.critic_outputs,)))
+
+    def phases(self, *, d_steps: int = 1) -> list[Phase]:
+        d = self.nets["d"]
+        return [Phase("d", "d", self.d_loss, repeat=d_steps, after_step=lambda: self.objective.constrain(d)),
+                Phase("ge", "ge", self.ge_loss)]
+
+    def _pairs(self, x: torch.Tensor):
+        g, e, d = self.nets["g"], self.nets["e"], self.nets["d"]
+        z = self.noise(x.shape[0], self.z_dim, latent=self.latent)
+        return d(x, e(x)), d(g(z), z)
+
+    def d_loss(self, batch):
+        real_out, fake_out = self._pairs(batch["x"])
+        loss = self.objective.d_loss(real=real_out, fake=fake_out)
+        return loss, {"d_loss": float(loss.detach())}
+
+    def ge_loss(self, batch):
+        real_out, fake_out = self._pairs(batch["x"])
+        loss = self.objective.d_loss(real=fake_out, fake=real_out)
+        return loss, {"ge_loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        e = self.nets["e"]
+        was = e.training
+        e.eval()
+        z = e(x.to(self.device)).cpu()
+        e.train(was)
+        return z
+
+    @torch.no_grad()
+    def sample(self, n, *, generator=None, c=None, batch_size=1024):
+        g = self.nets["g"]
+        was = g.training
+        g.eval()
+        out = [g(self.noise(min(batch_size, n - i), self.z_dim, generator=generator, latent=self.latent)).cpu()
+               for i in range(0, n, batch_size)]
+        g.train(was)
+        return torch.cat(out)

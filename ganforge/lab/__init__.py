@@ -1,0 +1,17 @@
+"""Theory lab (C7): exact divergences and the lectures' figures, one command each.
+
+Importing this package registers every experiment in ``ganforge.registry.LABS``;
+each is ``run(*, out, quick, seed=0) -> dict`` writing ``NAME.png`` and ``NAME.json``.
+Heavy work (matplotlib, training) happens only inside ``run``.
+"""
+
+from ganforge.lab import (  # noqa: F401
+    critics,
+    divergences,
+    gan_runs,
+    gaussians,
+    modeseek,
+    saturation,
+    tablecheck,
+    theory,
+)

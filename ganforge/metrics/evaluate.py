@@ -1,0 +1,201 @@
+"""One call from generated images to scores with their protocol: ``evaluate(fake, ref="fmnist-test")``.
+
+The pipeline is the three layers of this package: an extractor turns real and
+fake images into features (and logits), the reference features are cached on
+disk keyed by everything that changes them, and the pure math in
+``ganforge.metrics.math`` computes each score. The returned ``protocol``
+records what a reader needs to compare two numbers (extractor and weights
+hash, input conversion, sample counts, reference split, seed, version):
+FID from a different protocol is a different number.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ganforge.errors import ConfigError
+from ganforge.metrics import math as M
+from ganforge.metrics.extractors import FeatureExtractor, build_extractor
+from ganforge.metrics.stats import load_reference, reference_key, save_reference
+
+VALID_METRICS = ("fid", "kid", "pr", "dc", "is", "classes")
+NEEDS_LOGITS = ("is", "classes")
+
+
+def _version() -> str:
+    import ganforge
+
+    return getattr(ganforge, "__version__", "0.1.0")
+
+
+def reference_images(ref: str, n: int) -> tuple[torch.Tensor, torch.Tensor | None, str, str]:
+    """``"<dataset>-<split>"`` (e.g. ``fmnist-test``) -> first n images, labels, dataset name, split."""
+    import ganforge.data.fmnist  # noqa: F401  (registers "fmnist")
+    from ganforge.registry import DATASETS
+
+    name, _, split = ref.rpartition("-")
+    if not name or name not in DATASETS or split not in ("train", "test"):
+        raise ConfigError(f"ref must be '<dataset>-<split>' with split train or test (e.g. 'fmnist-test'), "
+                          f"got {ref!r}. "
+                          f"Datasets: {', '.join(DATASETS.names())}")
+    data = DATASETS.build(name, split=split)
+    # The IDX files are stored in shuffled order, so the first n are a fair sample and cacheable.
+    y = data.y[:n] if data.y is not None else None
+    return data.x[:n], y, name, split
+
+
+def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, device: str, cache: bool):
+    """(features, logits, labels, protocol fields) of the reference, from the disk cache when possible."""
+    if isinstance(ref, str):
+        x, y, name, split = reference_images(ref, n)
+        conv = ex.conversion(tuple(x.shape), x.dtype)
+        info = {"reference": f"{name}/{split}", "conversion_real": conv}
+        key = reference_key(dataset=name, split=split, extractor=ex.name, weights_sha256=ex.weights_sha256,
+                            n=len(x), conversion=conv)
+        hit = load_reference(key) if cache and ex.weights_sha256 else None
+        if hit is not None:
+            arrays, _ = hit
+            logits = arrays["logits"].astype(np.float64) if "logits" in arrays else None
+            return arrays["features"].astype(np.float64), logits, arrays.get("labels"), info
+        f, z = ex.extract(x, batch_size=batch_size, device=device)
+        if cache and ex.weights_sha256:  # unknown weights (pixels) are cheap anyway; never cache unkeyed features
+            # Networks compute in float32, so storing float32 loses nothing and halves the file.
+            arrays = {"features": f.astype(np.float32)}
+            if z is not None:
+                arrays["logits"] = z.astype(np.float32)
+            if y is not None:
+                arrays["labels"] = y.numpy()
+            save_reference(key, arrays, {"ref": ref, "extractor": ex.describe(), "conversion": conv})
+        return f, z, (y.numpy() if y is not None else None), info
+    x = torch.as_tensor(ref)[:n]
+    f, z = ex.extract(x, batch_size=batch_size, device=device)
+    conv = ex.conversion(tuple(x.shape), x.dtype)
+    return f, z, None, {"reference": "images given by the caller", "conversion_real": conv}
+
+
+def evaluate(
+    fake: torch.Tensor | np.ndarray,
+    *,
+    ref: str | torch.Tensor | np.ndarray = "fmnist-test",
+    metrics: Sequence[str] = ("fid", "kid", "pr", "dc", "is"),
+    n: int = 10000,
+    extractor: str | FeatureExtractor | torch.nn.Module = "fmnist-cnn",
+    extractor_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    batch_size: int = 500,
+    device: str = "cpu",
+    input_range: tuple[float, float] = (-1.0, 1.0),
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    pr_k: int = 3,
+    dc_k: int = 5,
+    is_splits: int = 10,
+    cache: bool = True,
+) -> dict[str, Any]:
+    """Score generated images against a reference set.
+
+    fake: (N, C, H, W) or (N, H, W) images, uint8 in [0, 255] or float in ``input_range``
+        (default [-1, 1], the generators' tanh range). The first ``n`` are used.
+    ref: ``"<dataset>-<split>"`` (default ``"fmnist-test"``; its first ``n`` images) or real images.
+    metrics: any of fid, kid, pr (precision/recall, k = pr_k), dc (density/coverage, k = dc_k),
+        is (Inception Score on the extractor's logits), classes (class histogram vs the reference labels).
+    Returns flat scores (``fid``, ``kid``, ``kid_std``, ``precision``, ``recall``, ``density``,
+    ``coverage``, ``is``, ``is_std``, ``classes_covered``, ``class_kl``, ...) and ``protocol``.
+    Metrics that need logits are skipped (listed in ``protocol["skipped"]``) when the extractor has none.
+    """
+    bad = [m for m in metrics if m not in VALID_METRICS]
+    if bad:
+        raise ConfigError(f"unknown metric(s) {bad}. Valid metrics: {', '.join(VALID_METRICS)}")
+    if n < 2:
+        raise ConfigError(f"n must be >= 2, got {n}")
+    t0 = time.time()
+    ex = build_extractor(extractor, **(extractor_params or {}))
+    fake = torch.as_tensor(fake)[:n]
+    if len(fake) < 2:
+        raise ConfigError(f"need at least 2 fake images, got {len(fake)}")
+    ff, fz = ex.extract(fake, batch_size=batch_size, device=device, input_range=input_range)
+    rf, rz, ry, ref_info = _reference_features(ref, n, ex, batch_size, device, cache)
+
+    out: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    subset = min(kid_subset_size, len(rf), len(ff))
+    for m in metrics:
+        if m in NEEDS_LOGITS and fz is None:
+            skipped[m] = f"extractor {ex.name!r} has no logits"
+        elif m == "fid":
+            out["fid"] = M.fid(rf, ff)
+        elif m == "kid":
+            out["kid"], out["kid_std"] = M.kid(rf, ff, subsets=kid_subsets, subset_size=subset, seed=seed)
+        elif m == "pr":
+            out["precision"], out["recall"] = M.precision_recall(rf, ff, k=pr_k)
+        elif m == "dc":
+            out["density"], out["coverage"] = M.density_coverage(rf, ff, k=dc_k)
+        elif m == "is":
+            out["is"], out["is_std"] = M.inception_score(fz, splits=min(is_splits, len(fz)))
+        elif m == "classes":
+            if ry is None:
+                skipped[m] = "the reference has no labels"
+                continue
+            h = M.class_histogram_metrics(fz.argmax(1), ry, fz.shape[1])
+            out.update(classes_covered=h["classes_covered"], class_kl=h["kl"], class_histogram=h["histogram"])
+    out["protocol"] = {
+        "extractor": ex.describe(),
+        **ref_info,
+        "conversion_fake": ex.conversion(tuple(fake.shape), fake.dtype, input_range),
+        "n_real": len(rf),
+        "n_fake": len(ff),
+        "seed": seed,
+        "metrics": list(metrics),
+        "params": {"kid_subsets": kid_subsets, "kid_subset_size": subset, "kid_kernel": "(x.y/d + 1)^3",
+                   "pr_k": pr_k, "dc_k": dc_k, "is_splits": is_splits, "covariance": "unbiased (n-1)"},
+        "skipped": skipped,
+        "ganforge_version": _version(),
+        "seconds": round(time.time() - t0, 2),
+    }
+    return out
+
+
+def load_images(path: str | Path) -> torch.Tensor:
+    """A folder of PNG/JPEG files (sorted by name) or a ``.npy`` array -> image tensor (N, C, H, W).
+
+    ``.npy`` may be NCHW or NHWC (channels last when the last axis is 1 or 3 and
+    the second is not); uint8 stays uint8, floats are taken to be in [-1, 1].
+    """
+    path = Path(path)
+    if path.suffix == ".npy":
+        a = np.load(path, allow_pickle=False)
+        if a.ndim == 3:
+            a = a[:, None]
+        if a.ndim != 4:
+            raise ConfigError(f"{path}: expected images (N, C, H, W) or (N, H, W, C), got shape {a.shape}")
+        if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+            a = a.transpose(0, 3, 1, 2)
+        return torch.from_numpy(np.ascontiguousarray(a))
+    if not path.is_dir():
+        raise ConfigError(f"{path} is neither a folder of images nor a .npy file")
+    from PIL import Image
+
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if not files:
+        raise ConfigError(f"no .png/.jpg images in {path}")
+    arrays = []
+    for f in files:
+        with Image.open(f) as im:
+            a = np.asarray(im.convert("L" if im.mode in ("L", "I", "1", "LA") else "RGB"))
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    if len({a.shape for a in arrays}) != 1:
+        raise ConfigError(f"images in {path} differ in size/channels: {sorted({a.shape for a in arrays})[:4]}")
+    return torch.from_numpy(np.stack(arrays))
+
+
+def evaluate_path(path: str | Path, **kwargs: Any) -> dict[str, Any]:
+    """``evaluate`` on a folder of images or a ``.npy`` array (see ``load_images``)."""
+    out = evaluate(load_images(path), **kwargs)
+    out["protocol"]["fake_source"] = str(path)
+    return out

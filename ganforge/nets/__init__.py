@@ -1,0 +1,22 @@
+"""Network families, each registered by name; factories take in_shape, out_shape, n_classes."""
+
+from ganforge.nets import mlp  # noqa: F401  (register)
+from ganforge.nets.common import PROVIDED
+from ganforge.registry import NETS
+
+
+def build_net(name: str, *, in_shape, out_shape, n_classes: int = 0, **params):
+    """Build net ``name`` mapping in_shape -> out_shape; ``params`` are the user's config."""
+    from ganforge.registry import check_params
+
+    factory = NETS.get(name)
+    for key in PROVIDED:
+        if key in params:
+            from ganforge.errors import ConfigError
+
+            raise ConfigError(f"net parameter {key!r} is set by the game, not the config")
+    check_params(factory, params, where=f"net {name!r}")
+    return factory(in_shape=tuple(in_shape), out_shape=tuple(out_shape), n_classes=n_classes, **params)
+
+
+__all__ = ["build_net", "NETS", "PROVIDED"]

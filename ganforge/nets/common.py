@@ -1,0 +1,69 @@
+"""Pieces every net family shares: activations by name, conditioning, init."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ganforge.errors import ConfigError
+
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": lambda: nn.ELU(),
+    "tanh": lambda: nn.Tanh(),
+    "silu": lambda: nn.SiLU(),
+    "sigmoid": lambda: nn.Sigmoid(),
+}
+
+#: Arguments a game passes to every net factory; users do not set them in configs.
+PROVIDED = ("in_shape", "out_shape", "n_classes")
+
+
+def activation(name: str | None) -> nn.Module:
+    if name is None or name == "none":
+        return nn.Identity()
+    if name not in ACTIVATIONS:
+        raise ConfigError(f"unknown activation {name!r}. Valid: none, {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def one_hot(c: torch.Tensor | None, n_classes: int, batch: int, device) -> torch.Tensor | None:
+    """Labels (N,) int -> (N, K) one-hot; (N, K) float passes through (soft or multi-hot labels)."""
+    if n_classes == 0:
+        if c is not None:
+            raise ValueError("this network is unconditional but was given c")
+        return None
+    if c is None:
+        raise ValueError(f"this network is conditional ({n_classes} classes): pass c")
+    if c.dim() == 1:
+        return torch.nn.functional.one_hot(c.long(), n_classes).float()
+    return c.float()
+
+
+def maybe_sn(layer: nn.Module, on: bool) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) when ``on``."""
+    return nn.utils.parametrizations.spectral_norm(layer) if on else layer
+
+
+def numel(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= int(s)
+    return n
+
+
+#: Normalisation layers by name; ``norm_layer(kind, channels, dims)`` builds one for
+#: vectors (dims=1, (N, C)) or feature maps (dims=2, (N, C, H, W)).
+NORMS = {
+    "none": lambda c, dims: nn.Identity(),
+    "batch": lambda c, dims: nn.BatchNorm1d(c) if dims == 1 else nn.BatchNorm2d(c),
+    "layer": lambda c, dims: nn.LayerNorm(c) if dims == 1 else nn.GroupNorm(1, c),
+    "instance": lambda c, dims: nn.Identity() if dims == 1 else nn.InstanceNorm2d(c, affine=True),
+}
+
+
+def norm_layer(kind: str, channels: int, dims: int = 1) -> nn.Module:
+    if kind not in NORMS:
+        raise ConfigError(f"unknown norm {kind!r}. Valid: {', '.join(NORMS)}")
+    return NORMS[kind](channels, dims)
