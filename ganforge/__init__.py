@@ -24,4 +24,11 @@ def load_game(*args, **kwargs):
     return _load(*args, **kwargs)
 
 
-__all__ = ["__version__", "train", "sample", "load_game"]
+def load(*args, **kwargs):
+    """A trained generator from an export folder, run directory or checkpoint (see ``ganforge.export``)."""
+    from ganforge.export import load as _load
+
+    return _load(*args, **kwargs)
+
+
+__all__ = ["__version__", "train", "sample", "load_game", "load"]

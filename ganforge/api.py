@@ -100,3 +100,24 @@ def save_samples(x: torch.Tensor, out: str | Path) -> Path:
     else:
         raise ConfigError(f"unknown sample file type {out.suffix!r}. Valid: .npy, .csv")
     return out
+
+
+def sample_grid(path: str | Path, out: str | Path, *, n: int = 64, seed: int = 0, interpolate: int | None = None,
+                spherical: bool = False, class_sweep: bool = False, arithmetic: str | None = None,
+                device: str = "cpu") -> Path:
+    """A PNG grid from a trained image model: n samples, interpolations, a class sweep or latent arithmetic.
+
+    interpolate: STEPS per row between pairs of seeded latents (``spherical`` for slerp); class_sweep:
+    one row per class; arithmetic: e.g. "3,7 - 1 + 12" over the sample indices of the plain grid.
+    """
+    from ganforge.imaging import save_grid
+    from ganforge.latent import figure_images
+
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+    game, _, _ = load_game(path, device=device)
+    if game.data is None or not game.data.is_image:
+        raise ConfigError(f"{path} is not an image model: grids need image data. Use --out FILE.npy instead")
+    images, nrow = figure_images(game, n=n, seed=seed, interpolate_steps=interpolate, spherical=spherical,
+                                 sweep=class_sweep, expr=arithmetic)
+    return save_grid(images, out, nrow=nrow, scale=2 if max(images.shape[-2:]) < 64 else 1)

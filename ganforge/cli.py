@@ -25,15 +25,24 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run_dir")
-    s.add_argument("--n", type=int, default=1000)
+    s.add_argument("--n", type=int, help="samples (default 1000; 64 on a --grid)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="samples.npy", help=".npy or .csv")
+    s.add_argument("--grid", metavar="FILE", help="image models: write a PNG grid instead of --out")
+    s.add_argument("--interpolate", type=int, metavar="STEPS", help="with --grid: rows of latent interpolations")
+    s.add_argument("--slerp", action="store_true", help="with --interpolate: spherical instead of linear")
+    s.add_argument("--class-sweep", action="store_true", help="with --grid: one row per class (conditional)")
+    s.add_argument("--arithmetic", metavar="EXPR", help="with --grid: latent arithmetic on grid indices, '3,7-1+12'")
     ls = sub.add_parser("list", help="list registered components")
     ls.add_argument("kind", nargs="?", choices=sorted(KINDS), help="one kind (default: all)")
     b = sub.add_parser("bench", help="run a benchmark (writes JSON and a markdown table)")
-    b.add_argument("name", help="benchmark name; `ganforge list benchmarks` shows them")
+    b.add_argument("name", help="benchmark name; `ganforge list benchmarks` shows them; or `compare CONFIG`")
+    b.add_argument("config", nargs="?", help="compare only: the YAML recipe every cell starts from")
     b.add_argument("--quick", action="store_true", help="a smoke-sized version (under a minute)")
-    b.add_argument("--out", help="JSON file (a .md table is written beside it)")
+    b.add_argument("--out", help="JSON file (a .md table is written beside it); compare: the sweep's folder")
+    b.add_argument("--seeds", type=int, default=3, help="compare only: seeds per cell (train.seed = 0..N-1)")
+    b.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2", help="compare only: a swept key")
+    b.add_argument("--metric", action="append", default=[], help="compare only: metric(s) to tabulate (default all)")
     lab = sub.add_parser("lab", help="theory lab: `ganforge lab list`, `ganforge lab NAME`")
     lab.add_argument("name")
     lab.add_argument("--out", default="lab-out", help="folder for NAME.png and NAME.json")
@@ -79,8 +88,15 @@ def _train(args, extra: list[str]) -> int:
 def _sample(args) -> int:
     from ganforge import api
 
-    x = api.sample(args.run_dir, args.n, seed=args.seed)
-    print(f"wrote {args.n} samples to {api.save_samples(x, args.out)}")
+    if args.grid:
+        path = api.sample_grid(args.run_dir, args.grid, n=args.n or 64, seed=args.seed, interpolate=args.interpolate,
+                               spherical=args.slerp, class_sweep=args.class_sweep, arithmetic=args.arithmetic)
+        print(f"wrote {path}")
+        return 0
+    if args.interpolate is not None or args.slerp or args.class_sweep or args.arithmetic:
+        raise ConfigError("--interpolate, --slerp, --class-sweep and --arithmetic draw a figure: add --grid FILE.png")
+    x = api.sample(args.run_dir, args.n or 1000, seed=args.seed)
+    print(f"wrote {len(x)} samples to {api.save_samples(x, args.out)}")
     return 0
 
 
@@ -100,6 +116,15 @@ def _bench(args) -> int:
     import ganforge.components  # noqa: F401
     from ganforge.registry import BENCHMARKS
 
+    if args.name == "compare":
+        from ganforge.bench.compare import compare
+
+        out = args.out or f"runs/compare-{Path(args.config or 'x').stem}"
+        compare(args.config, seeds=args.seeds, grid=args.grid, out=out, metrics=args.metric)
+        print(f"wrote {Path(out) / 'compare.json'} and {Path(out) / 'compare.md'}")
+        return 0
+    if args.config or args.grid or args.metric:
+        raise ConfigError(f"a config, --grid and --metric belong to `bench compare`, not `bench {args.name}`")
     out = args.out or f"benchmarks/results/{args.name}{'-quick' if args.quick else ''}.json"
     result = BENCHMARKS.get(args.name)(quick=args.quick, out=out)
     print(f"wrote {out} and {Path(out).with_suffix('.md')}")

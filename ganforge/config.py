@@ -39,6 +39,13 @@ class TrainConfig:
     ema: float | None = None    # decay of an EMA copy of the game's ema_roles (e.g. 0.999), or null
     log_every: int = 50         # steps between loss records in losses.jsonl
     threads: int | None = None  # torch CPU threads, or null for torch's default
+    precision: str = "fp32"     # fp32 | bf16 (autocast, CPU or GPU) | fp16 (autocast + grad scaler, CUDA only)
+    channels_last: bool = False  # NHWC memory layout for 4D weights and batches (faster convolutions)
+    compile: bool = False       # torch.compile every network (nn.Module.compile, in place)
+    lr_decay_start: int | None = None  # step where every optimizer's lr starts a linear decay to 0, or null
+    lr_decay_steps: int = 0     # steps the decay takes (lr = 0 from lr_decay_start + lr_decay_steps on)
+    max_nonfinite: int = 20     # non-finite losses in a row before the run stops (last good checkpoint kept)
+    tensorboard: bool = True    # mirror losses, metrics, learning rates and samples to RUN_DIR/tb
 
 
 @dataclass
@@ -49,6 +56,9 @@ class EvalConfig:
     n: int = 2500               # samples drawn per evaluation
     seed: int = 1234            # seed of the evaluation noise (never touches the training RNG)
     samples: bool = True        # write a sample figure at each evaluation
+    metrics: tuple[str, ...] = ()  # image metrics per evaluation: fid, kid, pr, dc, is, classes ([]: none)
+    extractor: str = "fmnist-cnn"  # their feature extractor (`ganforge list extractors`)
+    ref: str | None = None      # their reference, e.g. fmnist-test; null: the data's test split, else the data
 
 
 @dataclass
@@ -80,11 +90,25 @@ RANGES = {  # (section, key): (predicate, description)
     ("train", "ema"): (lambda v: v is None or 0 < v < 1, "in (0, 1) or null"),
     ("train", "log_every"): (lambda v: v >= 1, ">= 1"),
     ("train", "threads"): (lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("train", "precision"): (lambda v: v in ("fp32", "bf16", "fp16"), "one of fp32, bf16, fp16"),
+    ("train", "lr_decay_start"): (lambda v: v is None or v >= 0, ">= 0 or null"),
+    ("train", "lr_decay_steps"): (lambda v: v >= 0, ">= 0"),
+    ("train", "max_nonfinite"): (lambda v: v >= 1, ">= 1"),
     ("eval", "every"): (lambda v: v >= 0, ">= 0"),
     ("eval", "n"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "metrics"): (lambda v: set(v) <= {"fid", "kid", "pr", "dc", "is", "classes"},
+                          "a list drawn from fid, kid, pr, dc, is, classes"),
+    ("eval", "extractor"): (lambda v: _is_extractor(v), "a registered feature extractor other than 'module' "
+                            "(`ganforge list extractors`)"),
     ("checkpoint", "every"): (lambda v: v >= 0, ">= 0"),
     ("checkpoint", "keep"): (lambda v: v >= 1, ">= 1"),
 }
+
+
+def _is_extractor(name: str) -> bool:
+    from ganforge.registry import EXTRACTORS
+
+    return name in EXTRACTORS and name != "module"  # 'module' needs a Python object, not a config value
 
 
 # ---------------------------------------------------------------------------------- types

@@ -23,6 +23,11 @@ class Registry:
         self.kind = kind
         self._items: dict[str, Callable[..., Any]] = {}
         self._help: dict[str, str] = {}
+        self._not_names: dict[str, str] = {}
+
+    def explain(self, name: str, why: str) -> None:
+        """Say why ``name`` is deliberately not a name here (an ambiguous alias such as "vanilla")."""
+        self._not_names[name] = why
 
     def register(self, name: str, help: str | None = None) -> Callable:
         """Decorator: ``@OBJECTIVES.register("ns")``."""
@@ -49,7 +54,10 @@ class Registry:
     def unknown_message(self, name: object) -> str:
         close = difflib.get_close_matches(str(name), self.names(), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}.{hint} Valid {self.kind}s: {', '.join(self.names())}"
+        if name in self._not_names:
+            hint = f" {self._not_names[name]}"
+        plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+        return f"unknown {self.kind} {name!r}.{hint} Valid {plural}: {', '.join(self.names())}"
 
     def build(self, name: str, **params: Any) -> Any:
         """Look ``name`` up and call it with ``params`` (checked against its signature)."""

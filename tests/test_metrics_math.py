@@ -103,6 +103,16 @@ def test_kid_unbiased_near_zero_for_same_distribution() -> None:
     assert abs(mean) < 3 * std + 1e-4
 
 
+def test_kid_with_whole_sample_subsets_is_one_permutation_invariant_value() -> None:
+    real, fake = _pair(120, 8, 13)
+    fake = fake[:120]
+    rng = np.random.default_rng(0)
+    perms = [M.mmd2_unbiased(real[rng.permutation(120)], fake[rng.permutation(120)]) for _ in range(5)]
+    mean, std = M.kid(real, fake, subset_size=120)
+    assert_allclose(perms, mean, rtol=1e-12)
+    assert std == 0.0
+
+
 def test_kid_rejects_oversized_subsets() -> None:
     real, fake = _pair(50, 4, 12)
     with pytest.raises(ValueError, match="subset_size"):

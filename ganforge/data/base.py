@@ -70,11 +70,20 @@ class BatchStream:
 
     The position (epoch, index) and seed are the whole state, so a resumed run
     draws exactly the batches the uninterrupted run would have drawn.
+
+    Data-parallel training: ``batch_size`` is the global batch; every rank walks
+    the same permutation and ``next_indices`` returns rank ``rank``'s contiguous
+    slice of each global batch (1/world_size of it), so the ranks' shards are
+    disjoint and together are the single-process batch.
     """
 
-    def __init__(self, data: Dataset, batch_size: int, seed: int = 0, drop_last: bool = True) -> None:
+    def __init__(self, data: Dataset, batch_size: int, seed: int = 0, drop_last: bool = True, *,
+                 rank: int = 0, world_size: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
+        self.rank, self.world_size = rank, world_size
         if drop_last and batch_size > len(data):
             raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(data)} samples)")
         self.data = data
@@ -97,7 +106,7 @@ class BatchStream:
             self._perm = self._permutation(self.epoch)
         idx = self._perm[self.index : self.index + self.batch_size]
         self.index += len(idx)
-        return idx
+        return idx.tensor_split(self.world_size)[self.rank] if self.world_size > 1 else idx
 
     def next(self) -> dict[str, torch.Tensor]:
         """The next batch: ``{"x": float32 tensor, "y": labels (if any)}``."""
@@ -105,6 +114,8 @@ class BatchStream:
         batch = {"x": self.data.to_model(self.data.x[idx])}
         if self.data.y is not None:
             batch["y"] = self.data.y[idx]
+        for key, aligned in self.data.info.get("paired", {}).items():  # e.g. SR's low-res twin "lr"
+            batch[key] = self.data.to_model(aligned[idx])
         return batch
 
     def state_dict(self) -> dict[str, int]:
@@ -124,8 +135,8 @@ class MultiStream:
     A batch is ``{part: {"x": ..., "y": ...}}``.
     """
 
-    def __init__(self, parts: dict[str, Dataset], batch_size: int, seed: int = 0) -> None:
-        self.streams = {k: BatchStream(d, batch_size, seed=seed * 7919 + i)
+    def __init__(self, parts: dict[str, Dataset], batch_size: int, seed: int = 0, **shard: int) -> None:
+        self.streams = {k: BatchStream(d, batch_size, seed=seed * 7919 + i, **shard)
                         for i, (k, d) in enumerate(sorted(parts.items()))}
         self.batch_size = batch_size
 
@@ -140,8 +151,9 @@ class MultiStream:
             s.load_state_dict(state[k])
 
 
-def make_stream(data: Dataset, batch_size: int, seed: int = 0) -> BatchStream | MultiStream:
+def make_stream(data: Dataset, batch_size: int, seed: int = 0, **shard: int) -> BatchStream | MultiStream:
+    """A stream over ``data``; ``shard`` (rank=, world_size=) gives one rank's slice of each global batch."""
     parts = data.info.get("parts")
     if parts:
-        return MultiStream(parts, batch_size, seed)
-    return BatchStream(data, batch_size, seed)
+        return MultiStream(parts, batch_size, seed, **shard)
+    return BatchStream(data, batch_size, seed, **shard)

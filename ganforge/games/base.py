@@ -100,6 +100,34 @@ class Game(nn.Module):
         """n samples from the model (eval mode), on CPU."""
         raise NotImplementedError
 
+    def sampling_net(self, role: str, make_input: Callable[[int, torch.Generator], tuple], *,
+                     batches: int = 16, batch_size: int = 256) -> nn.Module:
+        """The net ``role`` ready for sampling: eval mode, batch-norm statistics recomputed for its weights.
+
+        A generator with batch norm trains on batch statistics, but its running
+        averages lag behind weights that keep moving, so eval-mode samples drift
+        off the data. Like BigGAN's "standing statistics", this averages the
+        statistics over ``batches`` fresh batches of the current weights, on a
+        copy (the training state, and so exact resume, is untouched), with its
+        own fixed-seed generator (the global RNG is untouched).
+        ``make_input(n, generator)`` returns the net's positional inputs.
+        """
+        import copy
+
+        net = copy.deepcopy(self.nets[role])
+        if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules()):
+            return net.eval()
+        for m in net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
+        net.train()
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for _ in range(batches):
+                net(*make_input(batch_size, gen))
+        return net.eval()
+
     def eval_reference(self) -> Dataset:
         """The dataset whose distribution ``sample`` should match (metrics compare against it)."""
         return self.data
@@ -111,6 +139,18 @@ class Game(nn.Module):
         return torch.device("cpu")
 
     # -- helpers for subclasses ---------------------------------------------------------
+    @torch.no_grad()
+    def _batched(self, role: str, *inputs: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        """nets[role](*inputs) in eval mode, in batches along dim 0, on CPU; the net's mode is restored."""
+        net = self.nets[role]
+        was = net.training
+        net.eval()
+        try:
+            return torch.cat([net(*(t[i:i + batch_size].to(self.device) for t in inputs)).cpu()
+                              for i in range(0, len(inputs[0]), batch_size)])
+        finally:
+            net.train(was)
+
     def _penalties(self, phase: str, critic: nn.Module, *, real, fake, c=None) -> tuple[torch.Tensor, dict]:
         total = torch.zeros((), device=fake.device)
         logs = {}

@@ -4,6 +4,13 @@ D scores joint pairs: real (x, E(x)) against fake (G(z), z). G and E are one
 optimizer group; they minimise the critic loss with the labels swapped,
 d_loss(real=D(G(z), z), fake=D(x, E(x))), the non-saturating form of
 "make D wrong", which works for any objective. At the optimum E = G^-1.
+
+Vectors (toy data): D is any net on the concatenation [x, z]. Images: D is the
+paper's joint discriminator (Donahue et al. 2017, appendix; ALI's D(x, z)):
+``nets.d`` is an image trunk x -> R^{d_features} (e.g. conv-encoder or dcgan),
+z goes through a small MLP, and a joint MLP head scores the concatenation;
+``nets.e`` maps the image to z (conv-encoder) and ``nets.g`` z to the image
+(dcgan).
 """
 
 from __future__ import annotations
@@ -28,6 +35,21 @@ class JointCritic(nn.Module):
         return self.inner(torch.cat([x.reshape(x.shape[0], -1), z.reshape(z.shape[0], -1)], dim=1))
 
 
+class ImageJointCritic(nn.Module):
+    """D(x, z) for images: head([trunk(x), mlp(z)]) with LeakyReLU(0.2) and dropout, as in BiGAN/ALI."""
+
+    def __init__(self, trunk: nn.Module, *, x_features: int, z_dim: int, hidden: int, outputs: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.z_path = nn.Sequential(nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout))
+        self.head = nn.Sequential(nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(x_features + hidden, hidden),
+                                  nn.LeakyReLU(0.2), nn.Dropout(dropout), nn.Linear(hidden, outputs))
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.trunk(x), self.z_path(z.reshape(z.shape[0], -1))], dim=1))
+
+
 @GAMES.register("bigan")
 class BiGAN(Game):
     """BiGAN/ALI: generator G, encoder E, critic on (x, z) pairs."""
@@ -36,12 +58,17 @@ class BiGAN(Game):
     groups = {"d": ("d",), "ge": ("g", "e")}
     ema_roles = ("g", "e")
 
-    def __init__(self, *, z_dim: int = 2, latent: str = "normal") -> None:
+    def __init__(self, *, z_dim: int = 2, latent: str = "normal", d_features: int = 256, joint_hidden: int = 512,
+                 dropout: float = 0.2) -> None:
         super().__init__()
         if z_dim < 1:
             raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
+        if d_features < 1 or joint_hidden < 1 or not 0 <= dropout < 1:
+            raise ConfigError(f"bigan needs d_features >= 1, joint_hidden >= 1, 0 <= dropout < 1; got {d_features}, "
+                              f"{joint_hidden}, {dropout}")
         check_latent(latent)
         self.z_dim, self.latent = z_dim, latent
+        self.d_features, self.joint_hidden, self.dropout = d_features, joint_hidden, dropout
 
     def build(self, data, nets, objective, penalties) -> None:
         self.data, self.objective, self.penalties = data, objective, penalties
@@ -49,8 +76,15 @@ class BiGAN(Game):
             raise ConfigError("bigan's critic takes (x, z) pairs; gradient penalties on x alone are not supported")
         self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape)
         self.nets["e"] = self._net("e", nets["e"], in_shape=data.shape, out_shape=(self.z_dim,))
-        joint = (numel(data.shape) + self.z_dim,)
-        self.nets["d"] = JointCritic(self._net("d", nets["d"], in_shape=joint, out_shape=(objective.critic_outputs,)))
+        if data.is_image:  # the image trunk gives d_features; z and the joint head are part of D
+            trunk = self._net("d", nets["d"], in_shape=data.shape, out_shape=(self.d_features,))
+            self.nets["d"] = ImageJointCritic(trunk, x_features=self.d_features, z_dim=self.z_dim,
+                                              hidden=self.joint_hidden, outputs=objective.critic_outputs,
+                                              dropout=self.dropout)
+        else:
+            joint = (numel(data.shape) + self.z_dim,)
+            self.nets["d"] = JointCritic(self._net("d", nets["d"], in_shape=joint,
+                                                   out_shape=(objective.critic_outputs,)))
 
     def phases(self, *, d_steps: int = 1) -> list[Phase]:
         d = self.nets["d"]
@@ -73,13 +107,24 @@ class BiGAN(Game):
         return loss, {"ge_loss": float(loss.detach())}
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """E(x) for float network inputs x (eval mode), on CPU."""
         e = self.nets["e"]
         was = e.training
         e.eval()
-        z = e(x.to(self.device)).cpu()
+        z = torch.cat([e(x[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
         e.train(was)
         return z
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """G(E(x)) (eval mode), on CPU."""
+        g = self.nets["g"]
+        was = g.training
+        g.eval()
+        out = g(self.encode(x).to(self.device)).cpu()
+        g.train(was)
+        return out
 
     @torch.no_grad()
     def sample(self, n, *, generator=None, c=None, batch_size=1024):

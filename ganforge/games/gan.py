@@ -1,9 +1,22 @@
-"""The core game (Goodfellow et al. 2014, Algorithm 1), conditional when asked.
+"""The core game (Goodfellow et al. 2014, Algorithm 1), conditional when asked, with the lectures' stabilisers.
 
 k critic steps, each on a fresh real minibatch and fresh noise, then one
 generator step on fresh noise. With ``conditional=True`` both networks take
 the label c (Mirza & Osindero 2014): real pairs (x, y) from the data, fake
 pairs (G(z, c), c) with c drawn from the data's label frequencies.
+
+Stabilisers (``ganforge.stabilisers``), all off by default; the objectives stay pure:
+
+- ``feature_matching``: G's loss is ||E f(x) - E f(G(z))||^2 on the critic's ``features``
+  (Salimans et al. 2016, Sec. 3.1) instead of the objective's generator loss.
+- ``minibatch_disc`` (B kernels of ``minibatch_dim``): minibatch discrimination between the
+  critic's features and head (Salimans et al. 2016, Sec. 3.2).
+- ``unrolled_steps`` k: G's loss against the critic after k differentiable look-ahead updates
+  (Metz et al. 2017); only the generator phase changes.
+- ``instance_noise`` sigma0, annealed over ``instance_noise_anneal`` steps: Gaussian noise on
+  every critic input, real and fake, in both phases.
+- ``augment``: DiffAugment policy ("translation,cutout,color") on every critic input (images).
+- G nets with ``norm: vbn`` get a fixed, seeded reference batch of ``vbn_reference`` latents.
 """
 
 from __future__ import annotations
@@ -13,22 +26,63 @@ import torch
 from ganforge.errors import ConfigError
 from ganforge.games.base import Game, Phase, check_latent
 from ganforge.registry import GAMES
+from ganforge.stabilisers import (
+    NOISE_SCHEDULES,
+    UNROLL_OPTIMIZERS,
+    MinibatchCritic,
+    add_instance_noise,
+    diff_augment,
+    feature_matching_loss,
+    has_vbn,
+    instance_noise_sigma,
+    parse_policy,
+    set_reference,
+    unroll,
+)
 
 
 @GAMES.register("gan")
 class GAN(Game):
-    """G vs D: k critic steps per generator step; any objective, any penalties; optional labels."""
+    """G vs D: k critic steps per generator step; any objective, any penalties; optional labels and stabilisers."""
 
     roles = {"g": "generator z (, c) -> x", "d": "critic x (, c) -> score"}
     groups = {"d": ("d",), "g": ("g",)}
     ema_roles = ("g",)
 
-    def __init__(self, *, z_dim: int = 64, latent: str = "normal", conditional: bool = False) -> None:
+    def __init__(self, *, z_dim: int = 64, latent: str = "normal", conditional: bool = False,
+                 feature_matching: bool = False, minibatch_disc: int = 0, minibatch_dim: int = 5,
+                 unrolled_steps: int = 0, unrolled_lr: float = 1e-4, unrolled_optimizer: str = "adam",
+                 instance_noise: float = 0.0, instance_noise_anneal: int = 0,
+                 instance_noise_schedule: str = "linear", augment: str = "", vbn_reference: int = 128) -> None:
         super().__init__()
         if z_dim < 1:
             raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
         check_latent(latent)
+        checks = [
+            (minibatch_disc >= 0, f"minibatch_disc (number of kernels) must be >= 0, got {minibatch_disc}"),
+            (minibatch_dim >= 1, f"minibatch_dim must be >= 1, got {minibatch_dim}"),
+            (unrolled_steps >= 0, f"unrolled_steps must be >= 0, got {unrolled_steps}"),
+            (unrolled_lr > 0, f"unrolled_lr must be > 0, got {unrolled_lr}"),
+            (unrolled_optimizer in UNROLL_OPTIMIZERS,
+             f"unrolled_optimizer must be one of {', '.join(UNROLL_OPTIMIZERS)}, got {unrolled_optimizer!r}"),
+            (instance_noise >= 0, f"instance_noise (the initial std) must be >= 0, got {instance_noise}"),
+            (instance_noise_anneal >= 0, f"instance_noise_anneal (steps; 0 = constant) must be >= 0, "
+                                         f"got {instance_noise_anneal}"),
+            (instance_noise_schedule in NOISE_SCHEDULES,
+             f"instance_noise_schedule must be one of {', '.join(NOISE_SCHEDULES)}, got {instance_noise_schedule!r}"),
+            (vbn_reference >= 2, f"vbn_reference (reference batch size) must be >= 2, got {vbn_reference}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
         self.z_dim, self.latent, self.conditional = z_dim, latent, conditional
+        self.feature_matching, self.minibatch_disc, self.minibatch_dim = feature_matching, minibatch_disc, minibatch_dim
+        self.unrolled_steps, self.unrolled_lr, self.unrolled_optimizer = unrolled_steps, unrolled_lr, unrolled_optimizer
+        self.instance_noise, self.instance_noise_anneal = instance_noise, instance_noise_anneal
+        self.instance_noise_schedule = instance_noise_schedule
+        self.augment = parse_policy(augment)
+        self.vbn_reference = vbn_reference
+        self.step = 0  # set by the trainer before every training step
         self.register_buffer("class_freq", torch.ones(1))
 
     def build(self, data, nets, objective, penalties) -> None:
@@ -39,9 +93,22 @@ class GAN(Game):
                 raise ConfigError(f"game gan with conditional=true needs labelled data; {data.name!r} has no labels")
             k = data.n_classes
             self.class_freq = torch.bincount(data.y, minlength=k).float() / len(data.y)
+        if self.augment and len(data.shape) != 3:
+            raise ConfigError(f"game.augment works on images (C, H, W); {data.name!r} has samples of shape "
+                              f"{tuple(data.shape)}. Use augment: '' for this data")
         self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape, n_classes=k)
-        self.nets["d"] = self._net("d", nets["d"], in_shape=data.shape, out_shape=(objective.critic_outputs,),
-                                   n_classes=k)
+        d = self._net("d", nets["d"], in_shape=data.shape, out_shape=(objective.critic_outputs,), n_classes=k)
+        if self.minibatch_disc:
+            d = MinibatchCritic(d, in_shape=data.shape, n_classes=k, kernels=self.minibatch_disc,
+                                kernel_dim=self.minibatch_dim)
+        if self.feature_matching and not callable(getattr(d, "features", None)):
+            raise ConfigError(f"game.feature_matching needs a critic with features(); net "
+                              f"{nets['d'].get('name')!r} has none")
+        self.nets["d"] = d
+        if has_vbn(self.nets["g"]):  # a fixed, seeded reference batch (Salimans et al. 2016, Sec. 3.4)
+            gen = torch.Generator().manual_seed(0)
+            set_reference(self.nets["g"], self.noise(self.vbn_reference, self.z_dim, generator=gen, latent=self.latent),
+                          self.labels(self.vbn_reference, gen))
 
     def labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor | None:
         if not self.conditional:
@@ -51,21 +118,37 @@ class GAN(Game):
 
     def phases(self, *, d_steps: int = 1) -> list[Phase]:
         d = self.nets["d"]
+        g_real = self.objective.g_needs_real or self.feature_matching or self.unrolled_steps > 0
         return [
             Phase("d", "d", self.d_loss, repeat=d_steps, after_step=lambda: self.objective.constrain(d)),
-            Phase("g", "g", self.g_loss, needs_batch=self.objective.g_needs_real),
+            Phase("g", "g", self.g_loss, needs_batch=g_real),
         ]
 
+    # -- what the critic sees ---------------------------------------------------------
+    def noise_sigma(self) -> float:
+        """The instance-noise std at the current training step."""
+        return instance_noise_sigma(self.step, self.instance_noise, self.instance_noise_anneal,
+                                    self.instance_noise_schedule)
+
+    def critic_input(self, x: torch.Tensor) -> torch.Tensor:
+        """x as the critic sees it during training: augmented, then with instance noise."""
+        if self.augment:
+            x = diff_augment(x, self.augment)
+        return add_instance_noise(x, self.noise_sigma()) if self.instance_noise else x
+
+    # -- losses -------------------------------------------------------------------------
     def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         g, d = self.nets["g"], self.nets["d"]
         x = batch["x"]
         c = batch.get("y") if self.conditional else None
         with torch.no_grad():
             fake = g(self.noise(x.shape[0], self.z_dim, latent=self.latent), c)
-        real_out, fake_out = d(x, c), d(fake, c)
-        loss = self.objective.d_loss(real=real_out, fake=fake_out)
-        pen, logs = self._penalties("d", d, real=x, fake=fake, c=c)
+        real_in, fake_in = self.critic_input(x), self.critic_input(fake)
+        loss = self.objective.d_loss(real=d(real_in, c), fake=d(fake_in, c))
+        pen, logs = self._penalties("d", d, real=real_in, fake=fake_in, c=c)
         logs["d_loss"] = float(loss.detach())
+        if self.instance_noise:
+            logs["noise_sigma"] = self.noise_sigma()
         return loss + pen, logs
 
     def g_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
@@ -73,24 +156,31 @@ class GAN(Game):
         n = batch["x"].shape[0] if "x" in batch else batch["n"]
         c = self.labels(n)
         fake = g(self.noise(n, self.z_dim, latent=self.latent), c)
-        fake_out = d(fake, c)
-        real_out = None
-        if self.objective.g_needs_real:
-            real_out = d(batch["x"], batch.get("y") if self.conditional else None)
-        loss = self.objective.g_loss(fake=fake_out, real=real_out)
-        pen, logs = self._penalties("g", d, real=batch.get("x", fake), fake=fake, c=c)
+        fake_in = self.critic_input(fake)
+        real_c = batch.get("y") if self.conditional else None
+        real_in = self.critic_input(batch["x"]) if "x" in batch else None
+        if self.feature_matching:
+            with torch.no_grad():
+                f_real = d.features(real_in, real_c)
+            loss = feature_matching_loss(f_real, d.features(fake_in, c))
+        else:
+            critic = d
+            if self.unrolled_steps:
+                critic = unroll(d, lambda dd: self.objective.d_loss(real=dd(real_in, real_c), fake=dd(fake_in, c)),
+                                steps=self.unrolled_steps, lr=self.unrolled_lr, optimizer=self.unrolled_optimizer)
+            real_out = critic(real_in, real_c) if self.objective.g_needs_real else None
+            loss = self.objective.g_loss(fake=critic(fake_in, c), real=real_out)
+        pen, logs = self._penalties("g", d, real=real_in if real_in is not None else fake_in, fake=fake_in, c=c)
         logs["g_loss"] = float(loss.detach())
         return loss + pen, logs
 
     @torch.no_grad()
     def sample(self, n, *, generator=None, c=None, batch_size=1024):
-        g = self.nets["g"]
-        was = g.training
-        g.eval()
+        g = self.sampling_net("g", lambda m, gen: (self.noise(m, self.z_dim, generator=gen, latent=self.latent),
+                                                   self.labels(m, gen)))
         out = []
         for i in range(0, n, batch_size):
             m = min(batch_size, n - i)
             ci = c[i:i + m].to(self.device) if c is not None else self.labels(m, generator)
             out.append(g(self.noise(m, self.z_dim, generator=generator, latent=self.latent), ci).cpu())
-        g.train(was)
         return torch.cat(out)

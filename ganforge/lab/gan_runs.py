@@ -4,9 +4,9 @@
   Goodfellow et al. 2014, Fig. 1). The ideal generator is the inverse-CDF map
   G*(z) = F^-1(Phi(z)) = mu + sigma z (or its mirror mu - sigma z, which gives the same
   distribution); the learned G(z) and its samples are compared with it.
-- ``mode-collapse``: GANs on the 8-Gaussian ring (PacGAN protocol) with several objectives,
-  snapshots of the samples over training and the modes they cover (lecture 003, "Mode collapse";
-  Metz et al. 2017, Fig. 1).
+- ``mode-collapse``: GANs on the 8-Gaussian ring (PacGAN protocol) with several objectives and
+  the unrolled GAN, snapshots of the samples over training and the modes they cover (lecture 003,
+  "Mode collapse"; Metz et al. 2017, Fig. 1).
 
 Each run goes into a temporary run directory; only the figure and the numbers are kept.
 """
@@ -119,23 +119,34 @@ def run_gaussian_1d(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
     return finish(out, "gaussian-1d", fig, result, t0)
 
 
-OBJECTIVES = ("ns", "minimax", "wgan-gp")
+#: The mode-collapse runs: name -> (objective, extra game options). "unrolled" is the non-saturating
+#: GAN with G's loss through 5 look-ahead critic updates (Metz et al. 2017), same nets and optimizers.
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "ns": ("ns", {}),
+    "minimax": ("minimax", {}),
+    "wgan-gp": ("wgan-gp", {}),
+    "unrolled": ("ns", {"unrolled_steps": 5, "unrolled_lr": 5e-4}),
+}
+OBJECTIVES = tuple(VARIANTS)
 
 
-def _ring_config(objective: str, steps: int, every: int, seed: int) -> dict:
+def toy_config(variant: str, steps: int, every: int, seed: int, *, data: str = "ring", batch_size: int = 256,
+               game: dict | None = None) -> dict:
+    """The lab's small toy GAN (2x128 MLPs, no batch norm, z_dim 16, Adam lr 5e-4) for one variant."""
+    objective, extra = VARIANTS[variant]
     # WGAN-GP as in Gulrajani et al.'s toy experiments: 5 critic steps per generator step, betas (0.5, 0.9)
     wgan = objective.startswith("wgan")
     betas = [0.5, 0.9] if wgan else [0.5, 0.999]
     return {
-        "name": f"lab-mode-collapse-{objective}",
-        "data": {"name": "ring", "seed": seed},
-        "game": {"name": "gan", "z_dim": 16},
+        "name": f"lab-mode-collapse-{variant}",
+        "data": {"name": data, "seed": seed},
+        "game": {"name": "gan", "z_dim": 16, **extra, **(game or {})},
         "objective": {"name": objective},
         "nets": {"g": {"name": "mlp", "hidden": 128, "depth": 2, "activation": "relu"},
                  "d": {"name": "mlp", "hidden": 128, "depth": 2, "activation": "leaky_relu"}},
         "optim": {"g": {"name": "adam", "lr": 5e-4, "betas": betas},
                   "d": {"name": "adam", "lr": 5e-4, "betas": betas}},
-        "train": {"steps": steps, "batch_size": 256, "seed": seed, "threads": 1, "log_every": 100,
+        "train": {"steps": steps, "batch_size": batch_size, "seed": seed, "threads": 1, "log_every": 100,
                   "d_steps": 5 if wgan else 1},
         "eval": {"every": every, "n": 2500, "samples": False},
         "checkpoint": {"every": every, "keep": 1000},
@@ -144,7 +155,7 @@ def _ring_config(objective: str, steps: int, every: int, seed: int) -> dict:
 
 @lab("mode-collapse")
 def run_mode_collapse(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
-    """GANs on the 8-mode ring: samples over training and modes covered, per objective."""
+    """GANs on the 8-mode ring: samples over training and modes covered, per objective and unrolled."""
     from ganforge.api import load_game
     from ganforge.data.toy import ring_means
     from ganforge.metrics.modes import mode_metrics
@@ -157,7 +168,7 @@ def run_mode_collapse(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
     snaps: dict[str, list[tuple[int, np.ndarray]]] = {}
     for obj in OBJECTIVES:
         with tempfile.TemporaryDirectory(prefix="ganforge-lab-") as tmp:
-            run = _train(_ring_config(obj, steps, every, seed), pathlib.Path(tmp) / "run")
+            run = _train(toy_config(obj, steps, every, seed), pathlib.Path(tmp) / "run")
             snaps[obj], rows = [], []
             for step, path in list_checkpoints(run.run_dir):
                 game, _, _ = load_game(path)
@@ -170,6 +181,7 @@ def run_mode_collapse(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
                 snaps[obj].append((step, x.numpy()))
         runs[obj] = {"history": rows, "final": rows[-1]}
     result = {"steps": steps, "objectives": OBJECTIVES, "runs": runs,
+              "variants": {k: {"objective": o, "game": g} for k, (o, g) in VARIANTS.items()},
               "final_modes": {k: r["final"]["modes"] for k, r in runs.items()},
               "final_modes_1pct": {k: r["final"]["modes_1pct"] for k, r in runs.items()},
               "final_hq": {k: r["final"]["hq"] for k, r in runs.items()}}

@@ -34,9 +34,14 @@ def _version() -> str:
     return getattr(ganforge, "__version__", "0.1.0")
 
 
-def reference_images(ref: str, n: int) -> tuple[torch.Tensor, torch.Tensor | None, str, str]:
-    """``"<dataset>-<split>"`` (e.g. ``fmnist-test``) -> first n images, labels, dataset name, split."""
-    import ganforge.data.fmnist  # noqa: F401  (registers "fmnist")
+def reference_images(ref: str, n: int, params: dict[str, Any] | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None, str, str]:
+    """``"<dataset>-<split>"`` (e.g. ``fmnist-test``) -> first n images, labels, dataset name, split.
+
+    ``params`` go to the dataset factory besides ``split`` (e.g. ``{"resolution": 32}``, so that the
+    reference goes through the same conversion as 32x32 generated images).
+    """
+    import ganforge.components  # noqa: F401  (fills the dataset registry)
     from ganforge.registry import DATASETS
 
     name, _, split = ref.rpartition("-")
@@ -44,25 +49,93 @@ def reference_images(ref: str, n: int) -> tuple[torch.Tensor, torch.Tensor | Non
         raise ConfigError(f"ref must be '<dataset>-<split>' with split train or test (e.g. 'fmnist-test'), "
                           f"got {ref!r}. "
                           f"Datasets: {', '.join(DATASETS.names())}")
-    data = DATASETS.build(name, split=split)
+    if "split" not in DATASETS.params(name):
+        raise ConfigError(f"dataset {name!r} has no train/test splits, so it cannot be a named reference; "
+                          f"pass the reference images themselves (a tensor, a .npy file or an image folder)")
+    data = DATASETS.build(name, split=split, **(params or {}))
+    if not data.is_image:
+        raise ConfigError(f"reference {ref!r} holds vectors of shape {tuple(data.x.shape[1:])}, not images")
     # The IDX files are stored in shuffled order, so the first n are a fair sample and cacheable.
     y = data.y[:n] if data.y is not None else None
     return data.x[:n], y, name, split
 
 
-def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, device: str, cache: bool):
-    """(features, logits, labels, protocol fields) of the reference, from the disk cache when possible."""
+# Dataset parameters that say where files are read from, not which images they are (left out of cache keys).
+_LOCATION_PARAMS = ("root", "download")
+
+
+def default_reference(dataset: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The held-out reference for a model trained on ``dataset`` with ``params``: its test split.
+
+    Returns (``"<dataset>-test"``, the training data's parameters that the factory also takes, such as
+    resolution and root), or None when the dataset has no train/test splits.
+    """
+    import ganforge.components  # noqa: F401
+    from ganforge.registry import DATASETS
+
+    if dataset not in DATASETS or "split" not in DATASETS.params(dataset):
+        return None
+    valid = DATASETS.params(dataset)
+    keep = {k: v for k, v in (params or {}).items() if k in valid and k not in ("name", "split", "limit")}
+    return f"{dataset}-test", keep
+
+
+# Reference features already computed in this process (the trainer evaluates many times against one
+# reference): disk-cache key or content hash -> (features, logits, labels, info). Small and bounded.
+_MEMO: dict[str, tuple] = {}
+_MEMO_SIZE = 4
+
+
+def _memo_get(key: str):
+    return _MEMO.get(key)
+
+
+def _memo_put(key: str, value: tuple) -> tuple:
+    while len(_MEMO) >= _MEMO_SIZE:
+        _MEMO.pop(next(iter(_MEMO)))
+    _MEMO[key] = value
+    return value
+
+
+def _content_key(x: torch.Tensor, ex: FeatureExtractor, conv: dict[str, Any]) -> str:
+    """A key for caller-given reference images: their bytes, the extractor's weights and the conversion."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps([str(x.dtype), list(x.shape), ex.name, ex.weights_sha256, conv], sort_keys=True).encode())
+    return "images-" + h.hexdigest()
+
+
+def _as_images(x, what: str) -> torch.Tensor:
+    """A tensor/array of images as (N, C, H, W); (N, H, W) gets a channel axis."""
+    x = torch.as_tensor(x)
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4:
+        raise ConfigError(f"{what} must be images (N, C, H, W) or (N, H, W), got shape {tuple(x.shape)}")
+    return x
+
+
+def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, device: str, cache: bool,
+                        ref_params: dict[str, Any] | None = None):
+    """(features, logits, labels, protocol fields) of the reference, from the memo or disk cache when possible."""
     if isinstance(ref, str):
-        x, y, name, split = reference_images(ref, n)
+        x, y, name, split = reference_images(ref, n, ref_params)
         conv = ex.conversion(tuple(x.shape), x.dtype)
         info = {"reference": f"{name}/{split}", "conversion_real": conv}
+        if ref_params:
+            info["reference_params"] = dict(ref_params)
         key = reference_key(dataset=name, split=split, extractor=ex.name, weights_sha256=ex.weights_sha256,
-                            n=len(x), conversion=conv)
+                            n=len(x), conversion=conv,
+                            extra={k: v for k, v in (ref_params or {}).items() if k not in _LOCATION_PARAMS})
+        if cache and ex.weights_sha256 and key in _MEMO:
+            return _memo_get(key)
         hit = load_reference(key) if cache and ex.weights_sha256 else None
         if hit is not None:
             arrays, _ = hit
             logits = arrays["logits"].astype(np.float64) if "logits" in arrays else None
-            return arrays["features"].astype(np.float64), logits, arrays.get("labels"), info
+            return _memo_put(key, (arrays["features"].astype(np.float64), logits, arrays.get("labels"), info))
         f, z = ex.extract(x, batch_size=batch_size, device=device)
         if cache and ex.weights_sha256:  # unknown weights (pixels) are cheap anyway; never cache unkeyed features
             # Networks compute in float32, so storing float32 loses nothing and halves the file.
@@ -72,11 +145,17 @@ def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, devi
             if y is not None:
                 arrays["labels"] = y.numpy()
             save_reference(key, arrays, {"ref": ref, "extractor": ex.describe(), "conversion": conv})
+            return _memo_put(key, (f, z, (y.numpy() if y is not None else None), info))
         return f, z, (y.numpy() if y is not None else None), info
-    x = torch.as_tensor(ref)[:n]
-    f, z = ex.extract(x, batch_size=batch_size, device=device)
+    x = _as_images(ref, "reference")[:n]
     conv = ex.conversion(tuple(x.shape), x.dtype)
-    return f, z, None, {"reference": "images given by the caller", "conversion_real": conv}
+    info = {"reference": "images given by the caller", "conversion_real": conv}
+    key = _content_key(x, ex, conv) if cache and ex.weights_sha256 else None
+    if key is not None and key in _MEMO:
+        return _memo_get(key)
+    f, z = ex.extract(x, batch_size=batch_size, device=device)
+    out = (f, z, None, info)
+    return _memo_put(key, out) if key is not None else out
 
 
 def evaluate(
@@ -97,12 +176,15 @@ def evaluate(
     dc_k: int = 5,
     is_splits: int = 10,
     cache: bool = True,
+    ref_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Score generated images against a reference set.
 
     fake: (N, C, H, W) or (N, H, W) images, uint8 in [0, 255] or float in ``input_range``
         (default [-1, 1], the generators' tanh range). The first ``n`` are used.
-    ref: ``"<dataset>-<split>"`` (default ``"fmnist-test"``; its first ``n`` images) or real images.
+    ref: ``"<dataset>-<split>"`` (default ``"fmnist-test"``; its first ``n`` images) or real images
+        (uint8 in [0, 255] or float in [-1, 1]). ``ref_params`` go to the dataset factory (e.g.
+        ``{"resolution": 32}``).
     metrics: any of fid, kid, pr (precision/recall, k = pr_k), dc (density/coverage, k = dc_k),
         is (Inception Score on the extractor's logits), classes (class histogram vs the reference labels).
     Returns flat scores (``fid``, ``kid``, ``kid_std``, ``precision``, ``recall``, ``density``,
@@ -116,11 +198,11 @@ def evaluate(
         raise ConfigError(f"n must be >= 2, got {n}")
     t0 = time.time()
     ex = build_extractor(extractor, **(extractor_params or {}))
-    fake = torch.as_tensor(fake)[:n]
+    fake = _as_images(fake, "generated samples")[:n]
     if len(fake) < 2:
         raise ConfigError(f"need at least 2 fake images, got {len(fake)}")
     ff, fz = ex.extract(fake, batch_size=batch_size, device=device, input_range=input_range)
-    rf, rz, ry, ref_info = _reference_features(ref, n, ex, batch_size, device, cache)
+    rf, rz, ry, ref_info = _reference_features(ref, n, ex, batch_size, device, cache, ref_params)
 
     out: dict[str, Any] = {}
     skipped: dict[str, str] = {}

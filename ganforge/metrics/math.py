@@ -96,12 +96,16 @@ def kid(real, fake, *, subsets: int = 100, subset_size: int = 1000, seed: int = 
 
     Each subset draws ``subset_size`` real and fake rows without replacement
     (numpy ``default_rng(seed)``). Returns (mean, std); std divides by the
-    number of subsets (ddof 0), as torch-fidelity and torchmetrics do.
+    number of subsets (ddof 0), as torch-fidelity and torchmetrics do. When ``subset_size`` equals
+    both sample sizes every subset is the whole sample, so the one MMD^2 is returned with std 0.
     """
     real, fake = _f64(real, "real"), _f64(fake, "fake")
     if subset_size < 2 or subset_size > min(len(real), len(fake)):
         raise ValueError(f"KID subset_size must be in [2, min(n_real, n_fake) = {min(len(real), len(fake))}], "
                          f"got {subset_size}")
+    if subset_size == len(real) == len(fake):
+        # Every subset is then a permutation of the full samples, and MMD^2 ignores order: one value.
+        return mmd2_unbiased(real, fake), 0.0
     rng = np.random.default_rng(seed)
     scores = np.array([
         mmd2_unbiased(real[rng.choice(len(real), subset_size, replace=False)],

@@ -1,6 +1,6 @@
 """Network families, each registered by name; factories take in_shape, out_shape, n_classes."""
 
-from ganforge.nets import mlp  # noqa: F401  (register)
+from ganforge.nets import dcgan, encoders, mlp, translation  # noqa: F401  (register)
 from ganforge.nets.common import PROVIDED
 from ganforge.registry import NETS
 
@@ -16,7 +16,10 @@ def build_net(name: str, *, in_shape, out_shape, n_classes: int = 0, **params):
 
             raise ConfigError(f"net parameter {key!r} is set by the game, not the config")
     check_params(factory, params, where=f"net {name!r}")
-    return factory(in_shape=tuple(in_shape), out_shape=tuple(out_shape), n_classes=n_classes, **params)
+    from ganforge.stabilisers.vbn import attach_reference
+
+    net = factory(in_shape=tuple(in_shape), out_shape=tuple(out_shape), n_classes=n_classes, **params)
+    return attach_reference(net)  # nets with norm: vbn get their reference batch and its forward hook
 
 
 __all__ = ["build_net", "NETS", "PROVIDED"]

@@ -60,7 +60,14 @@ NORMS = {
     "batch": lambda c, dims: nn.BatchNorm1d(c) if dims == 1 else nn.BatchNorm2d(c),
     "layer": lambda c, dims: nn.LayerNorm(c) if dims == 1 else nn.GroupNorm(1, c),
     "instance": lambda c, dims: nn.Identity() if dims == 1 else nn.InstanceNorm2d(c, affine=True),
+    "vbn": lambda c, dims: _vbn(c, dims),  # virtual batch norm (ganforge.stabilisers.vbn)
 }
+
+
+def _vbn(channels: int, dims: int) -> nn.Module:
+    from ganforge.stabilisers.vbn import VirtualBatchNorm
+
+    return VirtualBatchNorm(channels, dims)
 
 
 def norm_layer(kind: str, channels: int, dims: int = 1) -> nn.Module:

@@ -56,6 +56,10 @@ class MLP(nn.Module):
         """Activations before the last linear layer (feature matching uses these)."""
         return self.net[:-2](self._input(x, c))
 
+    def head(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The last layer on ``features``: forward(x, c) == head(features(x, c), c)."""
+        return self.net[-2:](h).reshape(h.shape[0], *self.out_shape)
+
 
 NETS.add("mlp", MLP, help="MLP: hidden width, depth, activation, norm (see nets.common.NORMS), spectral_norm")
 

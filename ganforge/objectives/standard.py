@@ -57,6 +57,10 @@ class NonSaturating(_Logistic):
         return F.softplus(-fake).mean()
 
 
+OBJECTIVES.explain("vanilla", "'vanilla' is ambiguous, so it is not a name: say which one you mean, 'minimax' "
+                   "(the zero-sum game, saturating G loss) or 'ns' (non-saturating G loss).")
+
+
 @OBJECTIVES.register("wgan")
 class Wasserstein(Objective):
     """Arjovsky et al. 2017: critic maximises E[D(x)] - E[D(G(z))]; weights clipped to [-clip, clip]."""

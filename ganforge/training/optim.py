@@ -36,3 +36,28 @@ def rmsprop(params, *, lr: float = 5e-5, alpha: float = 0.99, eps: float = 1e-8,
     """RMSprop (the WGAN paper's choice, lr 5e-5)."""
     _lr(lr)
     return torch.optim.RMSprop(params, lr=lr, alpha=alpha, eps=eps, momentum=momentum)
+
+
+def linear_decay(start: int | None, steps: int):
+    """CycleGAN's schedule as an lr factor of the step: 1 until ``start``, then linearly to 0 over ``steps``."""
+
+    def factor(step: int) -> float:
+        if start is None or step < start:
+            return 1.0
+        return max(0.0, 1.0 - (step - start) / steps) if steps > 0 else 0.0
+
+    return factor
+
+
+def build_schedulers(optimizers: dict[str, torch.optim.Optimizer], train_cfg) -> dict:
+    """One LambdaLR per optimizer group when ``train.lr_decay_start`` is set (stepped once per training step).
+
+    Game-agnostic: every group decays alike. Their state (the step count) goes into checkpoints.
+    """
+    if train_cfg.lr_decay_start is None:
+        return {}
+    if train_cfg.lr_decay_steps < 1:
+        raise ConfigError(f"train.lr_decay_start is set ({train_cfg.lr_decay_start}) but train.lr_decay_steps is "
+                          f"{train_cfg.lr_decay_steps}: give the number of steps the decay to 0 takes (>= 1)")
+    fn = linear_decay(train_cfg.lr_decay_start, train_cfg.lr_decay_steps)
+    return {k: torch.optim.lr_scheduler.LambdaLR(o, fn) for k, o in optimizers.items()}

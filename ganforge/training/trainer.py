@@ -25,10 +25,13 @@ from ganforge.config import Config
 from ganforge.data.base import make_stream
 from ganforge.errors import ConfigError
 from ganforge.training import checkpoint as ckpt
+from ganforge.training import distributed
 from ganforge.training.build import build
 from ganforge.training.ema import EMA
 from ganforge.training.evaluation import find_evaluator
 from ganforge.training.hooks import build_hooks
+from ganforge.training.optim import build_schedulers
+from ganforge.training.precision import Precision, Prefetcher, to_device
 
 log = logging.getLogger("ganforge")
 
@@ -43,42 +46,46 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _to(batch, device):
-    if isinstance(batch, dict):
-        return {k: _to(v, device) for k, v in batch.items()}
-    return batch.to(device, non_blocking=True) if torch.is_tensor(batch) else batch
-
-
 class Trainer:
     """Owns a run directory; ``fit()`` trains to ``train.steps``; ``Trainer.resume(dir)`` continues."""
-
-    max_nonfinite = 20  # consecutive non-finite losses before the run stops
 
     def __init__(self, cfg: Config, run_dir: str | Path, *, quiet: bool = False, _state: dict | None = None):
         self.cfg, self.run_dir, self.quiet = cfg, Path(run_dir), quiet
         tc = cfg.train
         if tc.threads:
             torch.set_num_threads(tc.threads)
-        self._prepare_dir()
+        self.dist = distributed.setup(tc.device)  # a no-op unless launched by torchrun with WORLD_SIZE > 1
+        if self.dist.is_main:
+            self._prepare_dir()
         seed_everything(tc.seed)
         b = build(cfg)
         self.data, self.game, self.optimizers, self.device = b.data, b.game, b.optimizers, b.device
+        self.schedulers = build_schedulers(self.optimizers, tc)
         self.game.train()
         self.phases = self.game.phases(d_steps=tc.d_steps)
         for ph in self.phases:
             if ph.group not in self.optimizers:
                 raise ConfigError(f"phase {ph.name!r} uses unknown optimizer group {ph.group!r}")
         self.ema = EMA(self.game.nets, self.game.ema_roles, tc.ema) if tc.ema and self.game.ema_roles else None
-        self.stream = make_stream(self.data, tc.batch_size, seed=tc.seed)
+        self.precision = Precision(tc.precision, self.device, self.optimizers, channels_last=tc.channels_last)
+        self.precision.prepare(self.game, compile=tc.compile)
+        self.dist.wrap(self.game, self.device)
+        if self.dist.active:
+            seed_everything(self.dist.rank_seed(tc.seed))  # each rank draws its own noise
+        self.local_batch = self.dist.local_batch(tc.batch_size)  # train.batch_size is the global batch
+        self.stream = make_stream(self.data, tc.batch_size, seed=tc.seed, **self.dist.shard())
+        if self.device.type == "cuda":
+            self.stream = Prefetcher(self.stream, self.device, self.precision)
         self.step = 0
-        self.nonfinite = 0
+        self.nonfinite: dict[str, int] = {}  # per phase: non-finite losses in a row
         self.skipped = 0
         self._stop = None
         self._metrics_fn, self._figure_fn = find_evaluator(self.game.eval_reference())
         if _state is not None:
             self._load_state(_state)
-        self.config_path().write_text(cfg.to_yaml())
-        self.hooks = build_hooks(self)
+        if self.dist.is_main:
+            self.config_path().write_text(cfg.to_yaml())
+        self.hooks = build_hooks(self) if self.dist.is_main else []
 
     # ------------------------------------------------------------------ run directory
     def _prepare_dir(self) -> None:
@@ -107,9 +114,12 @@ class Trainer:
             "config": self.cfg.data, "step": self.step,
             "game": self.game.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
             "ema": self.ema.state_dict() if self.ema else None,
             "data": self.stream.state_dict(),
             "rng": ckpt.rng_state(),
+            "rng_ranks": self.dist.gather(ckpt.rng_state()) if self.dist.active else None,
+            "precision": self.precision.state_dict(),
             "counters": {"skipped": self.skipped},
         }
 
@@ -117,13 +127,17 @@ class Trainer:
         self.game.load_state_dict(s["game"])
         for k, o in self.optimizers.items():
             o.load_state_dict(s["optimizers"][k])
+        for k, sch in self.schedulers.items():
+            sch.load_state_dict(s["schedulers"][k])
         if self.ema and s.get("ema"):
             self.ema.load_state_dict(s["ema"])
         self.stream.load_state_dict(s["data"])
         self.step = int(s["step"])
         self.skipped = int(s.get("counters", {}).get("skipped", 0))
-        ckpt.set_rng_state(s["rng"])
-        self._truncate_logs(self.step)
+        self.precision.load_state_dict(s.get("precision"))
+        self.dist.restore_rng(s, self.cfg.train.seed)
+        if self.dist.is_main:
+            self._truncate_logs(self.step)
 
     def _truncate_logs(self, step: int) -> None:
         """Drop log records written after the checkpoint (a killed run logged steps it then lost)."""
@@ -135,9 +149,12 @@ class Trainer:
 
     def save(self) -> Path:
         path = ckpt.checkpoint_path(self.run_dir, self.step)
-        ckpt.save_atomic(self.state_dict(), path)
-        ckpt.prune(self.run_dir, self.cfg.checkpoint.keep)
-        self._call("on_checkpoint", path)
+        state = self.state_dict()  # on every rank: it gathers the ranks' RNG states
+        if self.dist.is_main:
+            ckpt.save_atomic(state, path)
+            ckpt.prune(self.run_dir, self.cfg.checkpoint.keep)
+            self._call("on_checkpoint", path)
+        self.dist.barrier()  # when save returns, the checkpoint is on disk for every rank
         return path
 
     def _call(self, event: str, *args) -> None:
@@ -171,32 +188,37 @@ class Trainer:
         group = set(self.game.groups[ph.group])
         for role, net in self.game.nets.items():
             net.requires_grad_(role in group)
-        opt = self.optimizers[ph.group]
-        for _ in range(ph.repeat):
-            batch = _to(self.stream.next(), self.device) if ph.needs_batch else {"n": self.cfg.train.batch_size}
-            opt.zero_grad(set_to_none=True)
-            loss, logs = ph.loss(batch)
-            if not torch.isfinite(loss):
-                self._nonfinite(ph.name)
-                continue
-            self.nonfinite = 0
-            loss.backward()
-            if self.cfg.train.grad_clip:
-                params = [p for r in group for p in self.game.nets[r].parameters()]
-                logs[f"{ph.name}_gnorm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip))
-            opt.step()
-            if ph.after_step:
-                ph.after_step()
-            if self.ema:
-                self.ema.update(self.game.nets, group)
+        opt, prec = self.optimizers[ph.group], self.precision
+        with self.dist.phase(self.game, group):  # DDP wrappers in place; only the group syncs gradients
+            for _ in range(ph.repeat):
+                batch = to_device(self.stream.next(), self.device, prec) if ph.needs_batch else {"n": self.local_batch}
+                opt.zero_grad(set_to_none=True)
+                with prec.autocast():
+                    loss, step_logs = ph.loss(batch)
+                if not self.dist.all_finite(loss):
+                    self._nonfinite(ph.name)
+                    continue  # its logs (NaN) are dropped too
+                logs = step_logs
+                self.nonfinite[ph.name] = 0
+                prec.backward(loss, ph.group)
+                if self.cfg.train.grad_clip:
+                    prec.unscale(opt, ph.group)
+                    params = [p for r in group for p in self.game.nets[r].parameters()]
+                    logs[f"{ph.name}_gnorm"] = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.train.grad_clip))
+                prec.step(opt, ph.group)
+                if ph.after_step:
+                    ph.after_step()
+                if self.ema:
+                    self.ema.update(self.game.nets, group)
         return logs
 
     def _nonfinite(self, phase: str) -> None:
-        self.nonfinite += 1
+        # counted per phase: a critic whose loss is always NaN must stop the run even if G's loss is fine
+        n = self.nonfinite[phase] = self.nonfinite.get(phase, 0) + 1
         self.skipped += 1
-        log.warning("non-finite %s loss at step %d: update skipped (%d in a row)", phase, self.step, self.nonfinite)
-        if self.nonfinite >= self.max_nonfinite:
-            raise TrainingStopped(f"{self.nonfinite} non-finite losses in a row at step {self.step}; the last "
+        log.warning("non-finite %s loss at step %d: update skipped (%d in a row)", phase, self.step, n)
+        if n >= self.cfg.train.max_nonfinite:
+            raise TrainingStopped(f"{n} non-finite {phase} losses in a row at step {self.step}; the last "
                                   f"good checkpoint is in {self.run_dir / 'checkpoints'}. Lower the learning "
                                   f"rate or add a penalty.")
 
@@ -210,14 +232,17 @@ class Trainer:
         self._call("on_start")
         try:
             while self.step < tc.steps:
+                self.game.step = self.step  # the game may schedule by step (e.g. instance-noise annealing)
                 for ph in self.phases:
                     for k, v in self._run_phase(ph).items():
                         acc.setdefault(k, []).append(v)
                 self.step += 1
+                for sch in self.schedulers.values():
+                    sch.step()
                 if bar is not None:
                     bar.update(1)
                 if self.step % tc.log_every == 0 or self.step == tc.steps:
-                    means = {k: sum(v) / len(v) for k, v in acc.items()}
+                    means = self.dist.mean({k: sum(v) / len(v) for k, v in acc.items()})  # over ranks too
                     rec = {"step": self.step, "time": round(time.time() - t0, 3), **means}
                     self._append("losses.jsonl", rec)
                     self._call("on_log", rec)
@@ -228,7 +253,8 @@ class Trainer:
                     last = self.evaluate()
                 if cc.every and self.step % cc.every == 0 and self.step != tc.steps:
                     self.save()
-                if self._stop:
+                if self.dist.any(self._stop is not None):  # every rank stops at the same step
+                    self._stop = self._stop or "a signal to another process"
                     self.save()
                     raise TrainingStopped(f"stopped by {self._stop} at step {self.step}; checkpoint saved. "
                                           f"Continue with: ganforge train --resume {self.run_dir}")
@@ -243,7 +269,7 @@ class Trainer:
         return last
 
     def _bar(self, total: int):
-        if self.quiet or not sys.stderr.isatty():
+        if self.quiet or not sys.stderr.isatty() or not self.dist.is_main:
             return None
         from tqdm.auto import tqdm
 
@@ -270,6 +296,8 @@ class Trainer:
         return self.ema.swap_in(self.game) if self.ema else nullcontext(self.game)
 
     def evaluate(self) -> dict:
+        if not self.dist.is_main:  # rank 0 evaluates; the others wait for it at their next collective
+            return {}
         ec = self.cfg.eval
         gen = torch.Generator().manual_seed(ec.seed)
         with self.sampling_context():
@@ -290,5 +318,7 @@ class Trainer:
         return metrics
 
     def _append(self, name: str, rec: dict) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / name, "a") as f:
             f.write(json.dumps(rec) + "\n")

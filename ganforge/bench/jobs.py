@@ -1,0 +1,43 @@
+"""Run a benchmark's independent training jobs in worker processes, resumably.
+
+Each finished job's record is appended to a ``.partial.jsonl`` file beside the
+benchmark's output, so that an interrupted benchmark continues where it
+stopped; the caller deletes the file once the final results are written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Hashable
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+
+def partial_path(out: str | None) -> Path | None:
+    return Path(out).with_suffix(".partial.jsonl") if out else None
+
+
+def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict], Hashable], *,
+             partial: Path | None, workers: int, report: Callable[[dict], str]) -> list[dict]:
+    """``fn(job)`` for every job not yet in ``partial`` (spawned workers); the records in job order.
+
+    ``fn`` must be a module-level function (it is pickled); ``key`` identifies a job and its record.
+    """
+    done: dict[Hashable, dict] = {}
+    if partial is not None and partial.exists():
+        for ln in partial.read_text().splitlines():
+            if ln.strip():
+                r = json.loads(ln)
+                done[key(r)] = r
+    todo = [j for j in jobs if key(j) not in done]
+    if todo:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for r in pool.map(fn, todo):
+                done[key(r)] = r
+                print(report(r), flush=True)
+                if partial is not None:
+                    partial.parent.mkdir(parents=True, exist_ok=True)
+                    with open(partial, "a") as f:
+                        f.write(json.dumps(r) + "\n")
+    return [done[key(j)] for j in jobs]

@@ -1,0 +1,301 @@
+"""Domains for translation games: known invertible transforms of Fashion-MNIST, and the user's folders.
+
+Offline there are no photo sets, so translation is scored on domains built by
+a *known* transform T: the true translation T(a) of every test image is known,
+and so is the way back T^-1. Every transform and its inverse live in
+``TRANSFORMS``; a spec may chain them with ``+`` ("invert+rot90" = rot90 after
+invert). Transforms act on uint8 images in [0, 255] or float images in
+[-1, 1] (what generators emit), shape (N, C, H, W).
+
+Datasets registered here:
+
+- ``fmnist-unpaired``: A = one half of the split, B = T(the other half) (disjoint, so unpaired);
+- ``fmnist-domains``: several transforms as domains, each on its own disjoint slice; label = domain;
+- ``fmnist-sr``: paired low/high resolution (bicubic downsampling by 2 or 4); LR rides along as ``batch["lr"]``;
+- ``unpaired-folders`` (two folders), ``domain-folders`` (a folder per domain), ``sr-folder`` (HR folder,
+  LR folder or bicubic downsampling): the same shapes of data from the user's images (Pillow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
+from ganforge.registry import DATASETS
+
+TINT = (255, 170, 85)  # RGB of white under the "tint" transform; R = 255 keeps the grey level exactly
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _colour(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Lift a map on [0, 1] floats to uint8 [0, 255] (rounded) and float [-1, 1] images."""
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            return (fn(x.double() / 255.0) * 255.0).round().clamp(0, 255).to(torch.uint8)
+        return fn((x + 1) / 2) * 2 - 1
+
+    return apply
+
+
+def _tint(u: torch.Tensor) -> torch.Tensor:
+    if u.shape[1] != 1:
+        raise ConfigError(f"transform 'tint' colours grey images (1 channel); got {u.shape[1]} channels")
+    return u * u.new_tensor(TINT).view(1, 3, 1, 1) / 255.0
+
+
+def _untint(u: torch.Tensor) -> torch.Tensor:
+    """Least-squares grey level from the 3 channels: exact on clean images, robust on generated ones."""
+    if u.shape[1] != 3:
+        raise ConfigError(f"the inverse of 'tint' takes RGB images (3 channels); got {u.shape[1]} channels")
+    t = u.new_tensor(TINT).view(1, 3, 1, 1) / 255.0
+    return (u * t).sum(1, keepdim=True) / (t * t).sum()
+
+
+@dataclass(frozen=True)
+class Transform:
+    """An invertible image transform: forward, inverse, and its effect on the channel count."""
+
+    name: str
+    forward: Callable[[torch.Tensor], torch.Tensor]
+    inverse: Callable[[torch.Tensor], torch.Tensor]
+    channels: Callable[[int], int] = lambda c: c
+    help: str = ""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)
+
+
+TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
+    Transform("identity", lambda x: x.clone(), lambda x: x.clone(), help="no change"),
+    Transform("invert", _colour(lambda u: 1 - u), _colour(lambda u: 1 - u), help="negative: v -> 1 - v"),
+    Transform("rot90", lambda x: torch.rot90(x, 1, (2, 3)), lambda x: torch.rot90(x, -1, (2, 3)),
+              help="rotate 90 degrees counter-clockwise"),
+    Transform("rot180", lambda x: torch.rot90(x, 2, (2, 3)), lambda x: torch.rot90(x, 2, (2, 3)),
+              help="rotate 180 degrees"),
+    Transform("vflip", lambda x: x.flip(2), lambda x: x.flip(2), help="upside down"),
+    Transform("hflip", lambda x: x.flip(3), lambda x: x.flip(3), help="mirror left-right"),
+    Transform("transpose", lambda x: x.transpose(2, 3).contiguous(), lambda x: x.transpose(2, 3).contiguous(),
+              help="swap rows and columns"),
+    Transform("tint", _colour(_tint), _colour(_untint), channels=lambda c: 3,
+              help=f"grey -> RGB with white at {TINT} (1 -> 3 channels)"),
+)}
+
+
+def get_transform(spec: str) -> Transform:
+    """A transform by name, or a chain ``"a+b"`` (b applied after a; inverted in reverse order)."""
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"a transform is a name or names joined by '+'; valid names: {', '.join(TRANSFORMS)}")
+    parts = spec.split("+")
+    for p in parts:
+        if p not in TRANSFORMS:
+            raise ConfigError(f"unknown transform {p!r} in {spec!r}. Valid transforms: {', '.join(TRANSFORMS)} "
+                              "(chain them with '+', e.g. invert+rot90)")
+    ts = [TRANSFORMS[p] for p in parts]
+    if len(ts) == 1:
+        return ts[0]
+
+    def fwd(x):
+        for t in ts:
+            x = t.forward(x)
+        return x
+
+    def inv(x):
+        for t in reversed(ts):
+            x = t.inverse(x)
+        return x
+
+    def channels(c):
+        for t in ts:
+            c = t.channels(c)
+        return c
+
+    return Transform(spec, fwd, inv, channels, help=" then ".join(t.help for t in ts))
+
+
+def _fmnist(split: str, limit: int | None, resolution: int) -> Dataset:
+    return DATASETS.build("fmnist", split=split, limit=limit, resolution=resolution)
+
+
+def _check_limit(limit: int | None, need: int, what: str) -> None:
+    if limit is not None and limit < need:
+        raise ConfigError(f"{what}: limit must be >= {need} (or null for the whole split), got {limit}")
+
+
+@DATASETS.register("fmnist-unpaired")
+def fmnist_unpaired(*, transform: str = "invert", split: str = "train", limit: int | None = None,
+                    resolution: int = 28) -> Dataset:
+    """Unpaired A = Fashion-MNIST (first half), B = T(Fashion-MNIST) (second half) for a known transform T."""
+    t = get_transform(transform)
+    _check_limit(limit, 2, "fmnist-unpaired")
+    src = _fmnist(split, limit, resolution)
+    h = len(src) // 2
+    a = Dataset("fmnist", src.x[:h], src.y[:h], 10, class_names=src.class_names, info={"split": split})
+    b = Dataset(f"T(fmnist)[{transform}]", t(src.x[h:2 * h]), src.y[h:2 * h], 10, class_names=src.class_names,
+                info={"split": split, "transform": transform})
+    return Dataset(f"fmnist-unpaired[{transform}]", a.x, a.y, 10, class_names=src.class_names,
+                   info={"parts": {"a": a, "b": b}, "transform": transform, "split": split})
+
+
+@DATASETS.register("fmnist-domains")
+def fmnist_domains(*, transforms: list[str] = ("identity", "invert", "rot90", "vflip"), split: str = "train",
+                   limit: int | None = None, resolution: int = 28) -> Dataset:
+    """Several transforms of Fashion-MNIST as domains (disjoint slices; label = domain; garment in info)."""
+    names = list(transforms)
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise ConfigError(f"fmnist-domains needs at least 2 distinct transforms, got {names}")
+    ts = [get_transform(n) for n in names]
+    if len({t.channels(1) for t in ts}) != 1:
+        raise ConfigError(f"fmnist-domains: all domains must have the same channel count; got "
+                          f"{ {n: t.channels(1) for n, t in zip(names, ts, strict=True)} }")
+    _check_limit(limit, len(names), "fmnist-domains")
+    src = _fmnist(split, limit, resolution)
+    k = len(names)
+    n = len(src) // k * k
+    dom = torch.arange(n) % k
+    x = torch.empty((n, ts[0].channels(1), *src.x.shape[2:]), dtype=torch.uint8)
+    for i, t in enumerate(ts):
+        x[dom == i] = t(src.x[:n][dom == i])
+    return Dataset(f"fmnist-domains[{','.join(names)}]", x, dom, k, class_names=names,
+                   info={"domains": names, "content_y": src.y[:n], "split": split})
+
+
+def downsample(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> (N, C, H/scale, W/scale) by Pillow's bicubic resize (antialiased)."""
+    from PIL import Image
+
+    n, c, h, w = x.shape
+    if h % scale or w % scale:
+        raise ConfigError(f"images of {h}x{w} cannot be downsampled exactly by {scale}; pick a resolution "
+                          f"divisible by {scale}")
+    arr = x.numpy()
+    out = np.empty((n, c, h // scale, w // scale), dtype=np.uint8)
+    for i in range(n):
+        for j in range(c):
+            out[i, j] = np.asarray(Image.fromarray(arr[i, j]).resize((w // scale, h // scale), Image.BICUBIC))
+    return torch.from_numpy(out)
+
+
+def upsample_bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
+    """The bicubic baseline: float [-1, 1] (N, C, h, w) -> (N, C, s h, s w), clamped to [-1, 1]."""
+    up = torch.nn.functional.interpolate(x.float(), scale_factor=scale, mode="bicubic", align_corners=False)
+    return up.clamp(-1, 1)
+
+
+def _sr_dataset(name: str, hr: torch.Tensor, lr: torch.Tensor, scale: int, y=None, class_names=None,
+                info: dict | None = None) -> Dataset:
+    return Dataset(name, hr, y, 10 if y is not None else 0, class_names=class_names,
+                   info={"paired": {"lr": lr}, "scale": scale, **(info or {})})
+
+
+def _check_scale(scale: int) -> None:
+    if scale not in (2, 4, 8):
+        raise ConfigError(f"scale must be 2, 4 or 8, got {scale}")
+
+
+@DATASETS.register("fmnist-sr")
+def fmnist_sr(*, scale: int = 4, split: str = "train", limit: int | None = None, resolution: int = 28) -> Dataset:
+    """Paired super-resolution: HR Fashion-MNIST and its bicubic downsampling by ``scale`` (batch["lr"])."""
+    _check_scale(scale)
+    src = _fmnist(split, limit, resolution)
+    return _sr_dataset(f"fmnist-sr[x{scale}]", src.x, downsample(src.x, scale), scale, src.y, src.class_names,
+                       {"split": split})
+
+
+# ------------------------------------------------------------------------------------------------ folders
+def image_files(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name; a ConfigError if there are none."""
+    p = Path(folder).expanduser()
+    if not p.is_dir():
+        raise ConfigError(f"image folder not found: {p}")
+    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+    if not files:
+        raise ConfigError(f"no images in {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def read_images(files: list[Path], resolution: int, channels: int) -> torch.Tensor:
+    """Files -> uint8 (N, channels, resolution, resolution): Pillow, converted to L or RGB, bicubic resize."""
+    from PIL import Image, UnidentifiedImageError
+
+    if channels not in (1, 3):
+        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
+    if resolution < 4:
+        raise ConfigError(f"resolution must be >= 4, got {resolution}")
+    out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
+    for i, f in enumerate(files):
+        try:
+            with Image.open(f) as im:
+                im = im.convert("L" if channels == 1 else "RGB")
+                if im.size != (resolution, resolution):
+                    im = im.resize((resolution, resolution), Image.BICUBIC)
+                a = np.asarray(im)
+        except (OSError, UnidentifiedImageError) as e:
+            raise ConfigError(f"cannot read image {f}: {e}") from None
+        out[i] = a[None] if channels == 1 else a.transpose(2, 0, 1)
+    return torch.from_numpy(out)
+
+
+def _folder(path: str, resolution: int, channels: int, limit: int | None, name: str) -> Dataset:
+    files = image_files(path)[:limit]
+    return Dataset(name, read_images(files, resolution, channels), info={"root": str(path)})
+
+
+@DATASETS.register("unpaired-folders")
+def unpaired_folders(*, a: str = "", b: str = "", resolution: int = 64, channels: int = 3,
+                     limit: int | None = None) -> Dataset:
+    """Two unpaired image folders (CycleGAN's trainA/trainB): part a from ``a``, part b from ``b``."""
+    if not a or not b:
+        raise ConfigError("unpaired-folders needs a and b, e.g. data: {name: unpaired-folders, a: photos/trainA, "
+                          "b: photos/trainB}")
+    da = _folder(a, resolution, channels, limit, "a")
+    db = _folder(b, resolution, channels, limit, "b")
+    return Dataset(f"unpaired-folders({Path(a).name},{Path(b).name})", da.x, info={"parts": {"a": da, "b": db}})
+
+
+@DATASETS.register("domain-folders")
+def domain_folders(*, root: str = "", resolution: int = 64, channels: int = 3, limit: int | None = None) -> Dataset:
+    """A folder per domain under ``root`` (StarGAN): label = domain index in sorted subfolder order."""
+    r = Path(root).expanduser()
+    if not root or not r.is_dir():
+        raise ConfigError(f"domain-folders needs root=<folder with one subfolder per domain>; got {root!r}")
+    subs = sorted(d for d in r.iterdir() if d.is_dir())
+    if len(subs) < 2:
+        raise ConfigError(f"domain-folders: {r} must hold at least 2 subfolders (one per domain), found {len(subs)}")
+    xs, ys = [], []
+    for i, d in enumerate(subs):
+        x = _folder(str(d), resolution, channels, limit, d.name).x
+        xs.append(x)
+        ys.append(torch.full((len(x),), i, dtype=torch.int64))
+    names = [d.name for d in subs]
+    return Dataset(f"domain-folders({r.name})", torch.cat(xs), torch.cat(ys), len(subs), class_names=names,
+                   info={"domains": names, "root": str(r)})
+
+
+@DATASETS.register("sr-folder")
+def sr_folder(*, hr: str = "", lr: str | None = None, scale: int = 4, resolution: int = 64, channels: int = 3,
+              limit: int | None = None) -> Dataset:
+    """Paired super-resolution from a folder of HR images; LR from folder ``lr`` (same file names) or bicubic."""
+    _check_scale(scale)
+    if not hr:
+        raise ConfigError("sr-folder needs hr=<folder of high-resolution images>")
+    if resolution % scale:
+        raise ConfigError(f"sr-folder: resolution {resolution} must be divisible by scale {scale}")
+    files = image_files(hr)[:limit]
+    x = read_images(files, resolution, channels)
+    if lr is None:
+        low = downsample(x, scale)
+    else:
+        lr_dir = Path(lr).expanduser()
+        missing = [f.name for f in files if not (lr_dir / f.name).is_file()]
+        if missing:
+            raise ConfigError(f"sr-folder: {len(missing)} HR images have no LR image of the same name in {lr_dir}, "
+                              f"e.g. {missing[0]}")
+        low = read_images([lr_dir / f.name for f in files], resolution // scale, channels)
+    return _sr_dataset(f"sr-folder({Path(hr).name}, x{scale})", x, low, scale, info={"root": hr})

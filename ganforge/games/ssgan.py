@@ -1,0 +1,130 @@
+"""Semi-supervised GAN (Salimans et al. 2016, "Improved techniques for training GANs", sections 3.1 and 5).
+
+The discriminator is a K-class classifier with logits l(x) in R^K; the fake
+class K+1 is implicit, with its logit fixed at 0 (the paper's over-
+parameterisation remark), so
+
+    p(y = k | x) = softmax(l)_k over the K real classes,
+    D(x) = Z(x) / (Z(x) + 1), Z = sum_k exp(l_k),   i.e.  logit D(x) = logsumexp_k l_k(x).
+
+D minimises L_sup + w * L_unsup with
+    L_sup   = CE(l(x_lab), y)                                      (labelled part)
+    L_unsup = -log D(x_unl) - log(1 - D(G(z)))
+            = softplus(-lse(l(x_unl))) + softplus(lse(l(G(z)))).
+G minimises feature matching (section 3.1): || E f(x_unl) - E f(G(z)) ||^2 on
+D's last hidden layer ``d.features``; with ``feature_matching: false`` the
+non-saturating loss softplus(-lse(l(G(z)))) instead.
+
+Data: parts ``labelled`` and ``unlabelled`` (dataset ``semi``). The classifier
+is D itself: ``classify(x)`` = argmax_k l_k(x).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ganforge.data.base import Dataset
+from ganforge.errors import ConfigError
+from ganforge.games.base import Game, Phase, check_latent
+from ganforge.registry import GAMES
+
+
+@GAMES.register("ssgan")
+class SSGAN(Game):
+    """Semi-supervised GAN: K-logit discriminator with an implicit fake class, feature matching for G."""
+
+    roles = {"g": "generator z -> x", "d": "classifier x -> K logits (with features(x))"}
+    groups = {"d": ("d",), "g": ("g",)}
+    ema_roles = ("g",)
+
+    def __init__(self, *, z_dim: int = 100, latent: str = "uniform", unsup_weight: float = 1.0,
+                 feature_matching: bool = True) -> None:
+        super().__init__()
+        if z_dim < 1 or unsup_weight < 0:
+            raise ConfigError(f"ssgan needs z_dim >= 1 and unsup_weight >= 0, got {z_dim}, {unsup_weight}")
+        check_latent(latent)
+        self.z_dim, self.latent = z_dim, latent
+        self.unsup_weight, self.feature_matching = unsup_weight, feature_matching
+
+    def default_nets(self) -> dict[str, dict]:
+        return {"g": {"name": "dcgan"}, "d": {"name": "conv-encoder", "dropout": 0.3, "input_noise": 0.3}}
+
+    def build(self, data, nets, objective, penalties) -> None:
+        parts = data.info.get("parts") or {}
+        if set(parts) != {"labelled", "unlabelled"}:
+            raise ConfigError(f"game ssgan needs data with parts labelled and unlabelled (dataset 'semi', e.g. "
+                              f"data: {{name: semi, labels_per_class: 100}}); got {data.name!r}")
+        if penalties:
+            raise ConfigError("ssgan takes no penalties (its losses are fixed by the paper); remove the penalties "
+                              "section")
+        if getattr(objective, "name", "") != "ns":
+            raise ConfigError(f"ssgan's losses are fixed by the paper (logistic, via logsumexp); objective must be "
+                              f"ns, got {getattr(objective, 'name', objective)!r}")
+        self.data, self.objective, self.penalties = data, objective, penalties
+        lab = parts["labelled"]
+        self.n_classes = lab.n_classes
+        self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape)
+        self.nets["d"] = self._net("d", nets["d"], in_shape=data.shape, out_shape=(lab.n_classes,))
+        if self.feature_matching and not hasattr(self.nets["d"], "features"):
+            raise ConfigError(f"ssgan feature matching needs a discriminator with features(x) (mlp, conv-encoder, "
+                              f"dcgan); nets.d is {nets['d']['name']!r}")
+
+    def phases(self, *, d_steps: int = 1) -> list[Phase]:
+        return [Phase("d", "d", self.d_loss, repeat=d_steps), Phase("g", "g", self.g_loss)]
+
+    def _fake(self, n: int) -> torch.Tensor:
+        return self.nets["g"](self.noise(n, self.z_dim, latent=self.latent))
+
+    def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        d = self.nets["d"]
+        xl, yl, xu = batch["labelled"]["x"], batch["labelled"]["y"], batch["unlabelled"]["x"]
+        with torch.no_grad():
+            fake = self._fake(xu.shape[0])
+        out_l = d(xl)
+        sup = F.cross_entropy(out_l, yl)
+        lse_u, lse_f = torch.logsumexp(d(xu), 1), torch.logsumexp(d(fake), 1)
+        unsup = F.softplus(-lse_u).mean() + F.softplus(lse_f).mean()
+        logs = {"sup_loss": float(sup.detach()), "unsup_loss": float(unsup.detach()),
+                "lab_acc": float((out_l.argmax(1) == yl).float().mean())}
+        return sup + self.unsup_weight * unsup, logs
+
+    def g_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        d = self.nets["d"]
+        xu = batch["unlabelled"]["x"]
+        fake = self._fake(xu.shape[0])
+        if self.feature_matching:
+            with torch.no_grad():
+                real_f = d.features(xu).mean(0)
+            loss = (real_f - d.features(fake).mean(0)).pow(2).mean()
+        else:
+            loss = F.softplus(-torch.logsumexp(d(fake), 1)).mean()
+        return loss, {"g_loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def classify(self, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
+        """Class predictions (N,) of the discriminator for float network inputs (eval mode, on CPU)."""
+        d = self.nets["d"]
+        was = d.training
+        d.eval()
+        out = [d(x[i:i + batch_size].to(self.device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+        d.train(was)
+        return torch.cat(out)
+
+    def accuracy(self, data: Dataset, *, batch_size: int = 1000) -> float:
+        """The discriminator's classification accuracy on a labelled dataset (e.g. the test split)."""
+        correct = 0
+        for i in range(0, len(data), batch_size):
+            pred = self.classify(data.to_model(data.x[i:i + batch_size]))
+            correct += int((pred == data.y[i:i + batch_size]).sum())
+        return correct / max(1, len(data))
+
+    @torch.no_grad()
+    def sample(self, n, *, generator=None, c=None, batch_size=1024):
+        g = self.nets["g"]
+        was = g.training
+        g.eval()
+        out = [g(self.noise(min(batch_size, n - i), self.z_dim, generator=generator, latent=self.latent)).cpu()
+               for i in range(0, n, batch_size)]
+        g.train(was)
+        return torch.cat(out)
