@@ -58,7 +58,8 @@ class EvalConfig:
     samples: bool = True        # write a sample figure at each evaluation
     metrics: tuple[str, ...] = ()  # image metrics per evaluation: fid, kid, pr, dc, is, classes ([]: none)
     extractor: str = "fmnist-cnn"  # their feature extractor (`ganforge list extractors`)
-    ref: str | None = None      # their reference, e.g. fmnist-test; null: the data's test split, else the data
+    ref: str | None = None      # their reference: fmnist-test, a folder/.npy of real images, or null (the
+                                # data's test split at its resolution; without splits, the data itself)
 
 
 @dataclass
@@ -295,6 +296,16 @@ def resolve_component(registry, raw: Any, where: str, *, skip: tuple[str, ...] =
     return out
 
 
+def check_builds(registry, section: dict, where: str) -> None:
+    """Build a light component (objective, penalty) once, so that the range checks in its factory
+    (alpha != 1, a positive margin, ...) fail at resolve time and ``--dry-run`` too, not only in training."""
+    params = {k: v for k, v in section.items() if k != "name"}
+    try:
+        registry.build(section["name"], **params)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
 def _hints(factory) -> dict:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
@@ -342,6 +353,7 @@ def resolve(raw: dict) -> Config:
     out["game"] = resolve_component(GAMES, raw["game"], "game")
     out["data"] = resolve_component(DATASETS, raw["data"], "data")
     out["objective"] = resolve_component(OBJECTIVES, raw["objective"], "objective")
+    check_builds(OBJECTIVES, out["objective"], "objective")
 
     game_cls = GAMES.get(out["game"]["name"])
     roles = game_cls.roles
@@ -374,6 +386,7 @@ def resolve(raw: dict) -> Config:
         if w < 0:
             raise ConfigError(f"penalties.{name}.weight must be >= 0, got {w}")
         comp = resolve_component(PENALTIES, {"name": name, **entry}, f"penalties.{name}")
+        check_builds(PENALTIES, comp, f"penalties.{name}")
         comp.pop("name")
         out["penalties"][name] = {"weight": w, **comp}
 

@@ -11,7 +11,7 @@
 
 ``ganforge.load(PATH)`` (an export folder, a run directory or a checkpoint file)
 returns an ``ExportedModel`` that samples, interpolates, encodes (games with an
-encoder) and translates (translation games). It holds no critic, optimizer or
+encoder), translates (cyclegan, stargan) and super-resolves (srgan). It holds no critic, optimizer or
 data. Loading reads JSON, YAML (safe loader) and safetensors only: it never
 unpickles, so it cannot run code from the files.
 """
@@ -152,6 +152,9 @@ def _load_export(folder: Path, device: str) -> ExportedModel:
         raise CheckpointError(f"cannot read {folder / MANIFEST}: {e}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointError(f"{folder / MANIFEST} is not a ganforge export manifest")
+    missing = [k for k in ("game", "roles", "step", "data", "ema") if k not in manifest]
+    if missing:
+        raise CheckpointError(f"{folder / MANIFEST} lacks {', '.join(missing)}; re-export with `ganforge export`")
     if manifest.get("version", 0) > VERSION:
         raise CheckpointError(f"{folder} is export format version {manifest['version']}; this ganforge reads "
                               f"up to {VERSION}. Upgrade ganforge.")
@@ -232,9 +235,10 @@ class ExportedModel:
         """n samples (network space: images in [-1, 1]); the same seed gives the same samples."""
         if n < 1:
             raise ConfigError(f"n must be >= 1, got {n}")
-        if hasattr(self.game, "translate") and not hasattr(self.game, "z_dim"):
-            raise ConfigError(f"game {self.game_name!r} translates inputs rather than sampling noise: "
-                              f"use translate(x)")
+        if not hasattr(self.game, "z_dim"):
+            ops = [f"{m}(x)" for m in ("translate", "super_resolve") if hasattr(self.game, m)]
+            raise ConfigError(f"game {self.game_name!r} maps inputs rather than noise (its sample draws from the "
+                              f"training data, which an export does not hold): use {' or '.join(ops) or 'game'}")
         return self.game.sample(n, generator=torch.Generator().manual_seed(seed), c=c)
 
     def latents(self, n: int, *, seed: int = 0) -> torch.Tensor:
@@ -291,11 +295,17 @@ class ExportedModel:
             raise ConfigError(f"game {self.game_name!r} has no encoder; games with one: bigan")
         return self.game.encode(self._model_input(x))
 
-    def translate(self, x: torch.Tensor, direction: str = "ab") -> torch.Tensor:
-        """A translation game's generator applied to x (e.g. cyclegan A -> B)."""
+    def translate(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """A translation game's generator on x: cyclegan ``translate(x, "ab")``, stargan ``translate(x, c)``."""
         if not hasattr(self.game, "translate"):
-            raise ConfigError(f"game {self.game_name!r} does not translate; it samples from noise")
-        return self.game.translate(self._model_input(x), direction)
+            raise ConfigError(f"game {self.game_name!r} does not translate; games that do: cyclegan, stargan")
+        return self.game.translate(self._model_input(x), *args, **kwargs)
+
+    def super_resolve(self, x: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """A super-resolution game's generator on low-resolution images x (srgan)."""
+        if not hasattr(self.game, "super_resolve"):
+            raise ConfigError(f"game {self.game_name!r} does not super-resolve; the game that does: srgan")
+        return self.game.super_resolve(self._model_input(x), **kwargs)
 
     def to_images(self, x: torch.Tensor) -> torch.Tensor:
         """Network-space images in [-1, 1] -> uint8 [0, 255] (what the training data stored)."""

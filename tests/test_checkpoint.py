@@ -137,7 +137,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, how):
     if how == "torch.save":
         torch.save(state, evil)
     else:
-        evil.write_bytes(pickle.dumps(state))
+        evil.write_bytes(pickle.dumps(state, protocol=2))
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*step_000000009\.pt"):
         ckpt.load(evil)
     assert not marker.exists()

@@ -95,10 +95,13 @@ def test_reference_features_are_computed_once(monkeypatch, fmnist_ok) -> None:
     assert first == second and set(first) == {"fid"}
 
 
-def test_reference_choice() -> None:
+def test_reference_choice(tmp_path) -> None:
     fm = Dataset("fmnist", torch.zeros(4, 1, 32, 32, dtype=torch.uint8), info={"resolution": 32, "source": "/d"})
     assert reference_for(fm) == ("fmnist-test", {"resolution": 32, "root": "/d"}, "fmnist-test")
     assert reference_for(fm, "fmnist-train")[:2] == ("fmnist-train", {"resolution": 32, "root": "/d"})
+    np.save(tmp_path / "real.npy", np.zeros((3, 8, 8, 3), np.uint8))
+    ref, params, desc = reference_for(fm, str(tmp_path / "real.npy"))
+    assert ref.shape == (3, 3, 8, 8) and params is None and desc == f"images from {tmp_path / 'real.npy'}"
     custom = Dataset("my-folder", torch.zeros(4, 3, 8, 8, dtype=torch.uint8))  # no train/test splits
     ref, params, desc = reference_for(custom)
     assert ref is custom.x and params is None and desc == "training data (my-folder)"
@@ -114,3 +117,17 @@ def test_no_metrics_nan_samples_and_vector_data(tmp_path) -> None:
     with pytest.raises(ConfigError, match="eval.metrics \\['fid'\\] score images, but 'ring' holds vectors"):
         api.train(_raw({"name": "ring", "n": 256}, metrics=["fid"]), out=tmp_path / "ring")
     assert eval_metrics.image_metrics in [m for _, m, _ in EVALUATORS]
+
+
+def test_reference_cache_key_ignores_location_and_defaults(tmp_path, fmnist_ok) -> None:
+    """resolution=28 (the default) and root share one cache file; resolution=32 is other images."""
+    fake = torch.rand(50, 1, 32, 32) * 2 - 1
+    evaluate(fake[:, :, 2:30, 2:30], n=50, metrics=("fid",))
+    out28 = evaluate(fake[:, :, 2:30, 2:30], n=50, metrics=("fid",),
+                     ref_params={"resolution": 28, "root": "/usr/share/datasets/fashion-mnist"})
+    assert len(list((tmp_path / "cache" / "stats").glob("fmnist-test-*n50-*.npz"))) == 1
+    out32 = evaluate(fake, n=50, metrics=("fid",), ref_params={"resolution": 32})
+    assert len(list((tmp_path / "cache" / "stats").glob("fmnist-test-*n50-*.npz"))) == 2
+    assert out32["protocol"]["conversion_real"]["resize"] == {"from": [32, 32], "to": [28, 28], "mode": "bilinear",
+                                                             "align_corners": False, "antialias": True}
+    assert out28["protocol"]["reference_params"]["resolution"] == 28

@@ -161,3 +161,24 @@ def test_conditional_generator_keeps_its_class_frequencies(tmp_path):
     assert model.interpolate(4, c=3).shape == (4, *model.shape)
     with pytest.raises(ConfigError, match="this generator is conditional: pass c"):
         model.generate(model.latents(2))
+
+
+def test_translation_game_exports_both_generators(tmp_path):
+    from conftest import TINY
+
+    from ganforge.export import export
+
+    raw = with_overrides(TINY, train={"steps": 2})
+    raw["game"] = {"name": "cyclegan"}
+    raw["data"] = {"name": "unpaired", "a": {"name": "ring", "n": 512}, "b": {"name": "grid", "n": 512}}
+    raw["nets"] = {r: {"name": "mlp", "hidden": 16, "depth": 2} for r in ("g_ab", "g_ba", "d_a", "d_b")}
+    raw["optim"] = {}
+    run = ganforge.train(raw, out=tmp_path / "run").run_dir
+    model = ganforge.load(export(run, tmp_path / "exp"))
+    assert set(model.game.nets) == {"g_ab", "g_ba"}
+    game, _, _ = ganforge.load_game(run)
+    x = torch.randn(20, 2, generator=torch.Generator().manual_seed(0))
+    for d in ("ab", "ba"):
+        torch.testing.assert_close(model.translate(x, d), game.translate(x, d), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match=r"maps inputs rather than noise.*use translate\(x\)"):
+        model.sample(4)

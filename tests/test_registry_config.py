@@ -133,10 +133,15 @@ BAD = [  # (overrides on TINY, message fragments)
     (["--train.ema=1.5"], ["train.ema must be in (0, 1) or null, got 1.5"]),
     (["--checkpoint.keep=0"], ["checkpoint.keep must be >= 1, got 0"]),
     (["train.steps"], ["override 'train.steps' must look like --section.key=value"]),
+    # ranges checked by the component's own factory, at resolve time (so --dry-run catches them too)
+    (["--objective.name=alpha", "--objective.alpha=1"], ["objective: alpha must be a finite number other than 0 "
+                                                         "and 1", "got 1.0"]),
+    (["--objective.name=ebgan", "--objective.margin=-1"], ["objective: margin must be > 0, got -1.0"]),
+    (["--penalties.gp.weight=1", "--penalties.gp.target=0"], ["penalties.gp: gp target norm must be > 0"]),
 ]
 
 
-@pytest.mark.parametrize("overrides,fragments", BAD, ids=[b[0][0] for b in BAD])
+@pytest.mark.parametrize("overrides,fragments", BAD, ids=[" ".join(b[0]) for b in BAD])
 def test_bad_input_is_a_config_error_that_names_the_problem(overrides, fragments):
     with pytest.raises(ConfigError) as e:
         load_config(None, overrides, base=TINY)

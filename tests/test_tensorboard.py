@@ -93,3 +93,17 @@ def test_without_tensorboard_the_run_warns_once_and_goes_on(tmp_path, tiny_cfg, 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second run does not warn again
         train(with_overrides(tiny_cfg, train={"steps": 2}), out=tmp_path / "b")
+
+
+def test_image_runs_get_a_grid_of_the_evaluation_samples(tmp_path, tiny_cfg):
+    from ganforge.api import train
+
+    raw = with_overrides(tiny_cfg, train={"steps": 2}, eval={"every": 0, "n": 20, "samples": True})
+    raw["data"] = {"name": "digits"}
+    res = train(raw, out=tmp_path / "run")
+    acc = _events(res.run_dir)
+    grids = acc.Images("samples/grid")
+    assert [e.step for e in grids] == [2]
+    # 20 samples of 8x8 in rows of 8: 3 rows, 8 columns, 2-pixel gaps
+    assert (grids[0].height, grids[0].width) == (3 * 10 + 2, 8 * 10 + 2)
+    assert [e.step for e in acc.Images("samples/figure")] == [2]

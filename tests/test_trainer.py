@@ -71,6 +71,16 @@ def test_resume_is_exact(tmp_path):
         assert ckpt.load(p)["config"] == yaml.safe_load((tmp_path / "whole" / "config.yaml").read_text())
 
 
+@pytest.mark.parametrize("game", ["bigan", "cyclegan", "gan-wgan-gp", "gan-ebgan"])
+def test_resume_is_exact_for_other_games(game, tmp_path):
+    """Two optimizer groups with other names (BiGAN), two data streams (CycleGAN), penalties' own RNG use."""
+    raw = with_overrides(GAMES[game], train={"steps": 4}, checkpoint={"every": 2})
+    Trainer(load_config(None, base=raw), tmp_path / "whole", quiet=True).fit()
+    Trainer(load_config(None, base=with_overrides(raw, train={"steps": 2})), tmp_path / "split", quiet=True).fit()
+    Trainer.resume(tmp_path / "split", {"train.steps": 4}, quiet=True).fit()
+    _assert_same_run(tmp_path / "whole", tmp_path / "split", all_evals=False)
+
+
 def test_resume_refuses_changes_that_would_alter_the_run(tmp_path):
     Trainer(_cfg(train={"steps": 2}), tmp_path, quiet=True).fit()
     with pytest.raises(ConfigError, match=r"cannot change optim.g.lr when resuming.*Allowed: train.steps"):
@@ -94,10 +104,11 @@ def test_sigterm_writes_a_checkpoint_and_the_run_resumes_exactly(tmp_path):
         return inner(batch)
 
     g_phase.loss = loss_then_signal
+    handler_before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(TrainingStopped, match=r"stopped by SIGTERM at step 3; checkpoint saved.*--resume"):
         tr.fit()
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "cut")] == [3]
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is restored
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the trainer's handler is removed again
     Trainer.resume(tmp_path / "cut", quiet=True).fit()
     _assert_same_run(tmp_path / "whole", tmp_path / "cut")
 
@@ -263,16 +274,7 @@ def test_1d_data_is_evaluated_by_kl_and_js(tmp_path):
     assert (tmp_path / "samples" / "step_0000003.png").is_file()
 
 
-@pytest.mark.parametrize("game", ["bigan", "cyclegan", "gan-wgan-gp", "gan-ebgan"])
-def test_resume_is_exact_for_other_games(game, tmp_path):
-    """Two optimizer groups with other names (BiGAN), two data streams (CycleGAN), penalties' own RNG use."""
-    raw = with_overrides(GAMES[game], train={"steps": 4}, checkpoint={"every": 2})
-    Trainer(load_config(None, base=raw), tmp_path / "whole", quiet=True).fit()
-    Trainer(load_config(None, base=with_overrides(raw, train={"steps": 2})), tmp_path / "split", quiet=True).fit()
-    Trainer.resume(tmp_path / "split", {"train.steps": 4}, quiet=True).fit()
-    _assert_same_run(tmp_path / "whole", tmp_path / "split", all_evals=False)
-
-
+# ---------------------------------------------------------------------------- EMA
 def test_ema_of_the_generator(tmp_path):
     """shadow <- decay * shadow + (1 - decay) * param after each G update; sampling uses the shadow."""
     tr = Trainer(_cfg(train={"ema": 0.75}), tmp_path, quiet=True)

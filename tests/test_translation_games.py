@@ -179,3 +179,16 @@ RECIPES = sorted(str(p) for d in ("cyclegan", "stargan", "srgan")
 def test_recipes_resolve(recipe: str) -> None:
     cfg = load_config(recipe)
     assert cfg["game"]["name"] in ("cyclegan", "stargan", "srgan")
+
+
+def test_conditional_resnet_generator_sees_the_label() -> None:
+    """A label tiled into constant maps before an instance norm would be erased; G(x, c) must depend on c."""
+    from ganforge.nets.translation import ResnetGenerator
+
+    torch.manual_seed(0)
+    g = ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), n_classes=3, ngf=4, n_blocks=1)
+    x = torch.randn(2, 1, 8, 8)
+    outs = [g(x, torch.full((2,), k)) for k in range(3)]
+    assert all((outs[i] - outs[j]).abs().max() > 1e-3 for i in range(3) for j in range(i))
+    with pytest.raises(ValueError, match="conditional"):
+        g(x)

@@ -74,16 +74,39 @@ def _snapshot(work: Path) -> None:
 
 
 def _last_step(run: Path) -> int:
-    """The newest step in losses.jsonl (0 when none); tolerates a half-written last line."""
+    """The newest step in losses.jsonl (0 when none), read from the file's tail; skips a half-written line."""
     p = run / "losses.jsonl"
-    if not p.exists():
+    try:
+        with open(p, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            tail = f.read().decode(errors="replace")
+    except OSError:
         return 0
-    for line in reversed(p.read_text().splitlines()):
+    for line in reversed(tail.splitlines()):
         try:
             return int(json.loads(line)["step"])
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
             continue
     return 0
+
+
+def _temp_files(run: Path) -> set[str]:
+    """Temporary checkpoint files (a save that SIGKILL interrupted leaves one behind)."""
+    folder = run / "checkpoints"
+    return {n for n in os.listdir(folder) if ".tmp-" in n} if folder.is_dir() else set()
+
+
+def _wait_for_checkpoint_write(run: Path, step: int, proc: subprocess.Popen, deadline: float) -> bool:
+    """Spin until checkpoint ``step`` is being written (its temporary file exists): True, or it is done: False."""
+    final = f"step_{step:09d}.pt"
+    folder = run / "checkpoints"
+    while proc.poll() is None and time.time() < deadline:
+        names = os.listdir(folder)
+        if any(n.startswith(f".{final}.tmp-") for n in names):
+            return True
+        if final in names:
+            return False
+    return False
 
 
 def _records(run: Path, name: str) -> list[dict]:
@@ -125,11 +148,16 @@ def _kill_and_resume(cfg_file: Path, run: Path, steps: int, every: int, rng: ran
     died_at = 0
     for i in range(KILLS):
         target = (every if i == 0 else died_at) + rng.randint(1, span)
+        stale = _temp_files(run)
         proc = subprocess.Popen(_cmd(*args), env=_env(), cwd=_cwd(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # every record at a step >= target comes from this process: stale ones end at died_at < target
         while proc.poll() is None and _last_step(run) < target and time.time() < deadline:
             time.sleep(0.005)
-        time.sleep(rng.uniform(0.0, 0.03))  # land anywhere inside a step, a log write or a checkpoint write
+        aim = "checkpoint write" if i % 2 else "random"
+        if aim == "random":
+            time.sleep(rng.uniform(0.0, 0.03))  # land anywhere inside a step or a log write
+        else:  # the riskiest moment: while the next checkpoint is being written
+            _wait_for_checkpoint_write(run, -(-target // every) * every, proc, deadline)
         finished = proc.poll() is not None
         if not finished:
             proc.send_signal(signal.SIGKILL)
@@ -138,9 +166,9 @@ def _kill_and_resume(cfg_file: Path, run: Path, steps: int, every: int, rng: ran
             raise RuntimeError(f"the run ended before kill {i + 1} (exit {proc.returncode}): {err[-500:]}")
         died_at = _last_step(run)
         ck = sorted(p.name for p in (run / "checkpoints").glob("step_*.pt"))
-        kills.append({"target_step": target, "killed_at_step": died_at,
+        kills.append({"aim": aim, "target_step": target, "killed_at_step": died_at,
                       "newest_checkpoint": ck[-1] if ck else None,
-                      "mid_checkpoint_write": any((run / "checkpoints").glob(".*.tmp-*"))})
+                      "mid_checkpoint_write": bool(_temp_files(run) - stale)})
         args = ("--resume", str(run))
     proc = subprocess.run(_cmd(*args), env=_env(), cwd=_cwd(), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -186,7 +214,7 @@ def run(*, quick: bool = False, out: str | None = None, seed: int = 0) -> dict[s
                 log_diffs[name] = {"records": [len(ra), len(rb)], "first_difference": first,
                                    "reference": ra[first] if first < len(ra) else None,
                                    "killed": rb[first] if first < len(rb) else None}
-        leftovers = [p.name for p in (work / "killed" / "checkpoints").iterdir() if ".tmp-" in p.name]
+        leftovers = sorted(_temp_files(work / "killed"))
     finally:
         _SRC.clear()
         shutil.rmtree(work, ignore_errors=True)
@@ -233,13 +261,16 @@ def write(result: dict[str, Any], out: str) -> None:
         f"**Final state bit-identical: {'yes' if r['identical'] else 'NO'}** "
         f"({r['tensors_compared']} tensors compared with torch.equal). "
         f"Logs identical (time aside): {', '.join(f'{k} {v}' for k, v in r['logs_identical'].items())}. "
-        f"Temporary checkpoint files left behind: {len(r['leftover_temp_files'])}.",
+        f"Temporary checkpoint files left behind: {len(r['leftover_temp_files'])} (a save cut by SIGKILL leaves its "
+        "`.step_*.pt.tmp-PID`; the finished checkpoints are never touched, and resume ignores these files). "
+        "Every process imports one snapshot of the package copied before the drill.",
         "",
-        "| kill | target step | killed at step (last logged) | newest checkpoint on disk | mid checkpoint write |",
-        "|---|---|---|---|---|",
+        "| kill | aimed at | target step | killed at step (last logged) | newest complete checkpoint | "
+        "killed mid checkpoint write |",
+        "|---|---|---|---|---|---|",
     ]
     for i, k in enumerate(r["kill_points"], 1):
-        lines.append(f"| {i} | {k['target_step']} | {k['killed_at_step']} | {k['newest_checkpoint']} | "
+        lines.append(f"| {i} | {k['aim']} | {k['target_step']} | {k['killed_at_step']} | {k['newest_checkpoint']} | "
                      f"{'yes' if k['mid_checkpoint_write'] else 'no'} |")
     lines += ["", "| state | identical |", "|---|---|"]
     for name, s in r["sections"].items():

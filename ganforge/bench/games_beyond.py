@@ -68,6 +68,7 @@ def _grid(images: torch.Tensor, rows: int, path: Path) -> None:
     x = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
     n, c, h, w = x.shape
     cols = n // rows
+    path.parent.mkdir(parents=True, exist_ok=True)
     g = x[: rows * cols].reshape(rows, cols, c, h, w).permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)
     arr = g.numpy()
     Image.fromarray(arr[:, :, 0] if c == 1 else arr).resize((cols * w * 2, rows * h * 2), Image.NEAREST).save(path)
@@ -103,7 +104,7 @@ def cgan(*, quick: bool = False, out: str = "benchmarks/results/cgan.json") -> d
     from ganforge.metrics.math import fid
 
     t0 = _start()
-    steps, per_class = (150, 100) if quick else (800, 500)
+    steps, per_class = (150, 100) if quick else (4500, 500)
     overrides = _common(quick, steps) + ["--eval.n=100"]
     work = Path(tempfile.mkdtemp(prefix="bench-cgan-"))
     try:
@@ -186,7 +187,7 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     from ganforge.data.fmnist import fmnist
 
     t0 = _start()
-    steps = 150 if quick else 1000
+    steps = 150 if quick else 2000
     overrides = _common(quick, steps) + ["--eval.n=100"]
     work = Path(tempfile.mkdtemp(prefix="bench-ssgan-"))
     try:
@@ -232,7 +233,7 @@ def bigan(*, quick: bool = False, out: str = "benchmarks/results/bigan.json") ->
     from ganforge.training.trainer import seed_everything
 
     t0 = _start()
-    steps, n_train, n_test = (150, 1000, 500) if quick else (1000, 5000, 2000)
+    steps, n_train, n_test = (150, 1000, 500) if quick else (3000, 5000, 2000)
     overrides = _common(quick, steps) + ["--eval.n=100"]
     work = Path(tempfile.mkdtemp(prefix="bench-bigan-"))
     try:
@@ -263,7 +264,7 @@ def bigan(*, quick: bool = False, out: str = "benchmarks/results/bigan.json") ->
             ["Probe: standardised features, scikit-learn LogisticRegression (C=1, lbfgs, at most 300 iterations).",
              f"BiGAN trained {steps} steps in {train_s:.0f} s. Reconstructions G(E(x)) of test images "
              f"(top row: x, bottom: G(E(x))): {_side_file(out, '_recon.png').name}; mean squared error in [-1, 1] "
-             f"units over 1000 test images: {mse:.3f}. BiGAN reconstructions keep the class more than the pixels."])
+             f"units over 1000 test images: {mse:.3f}."])
     return result
 
 
@@ -290,7 +291,7 @@ def dann(*, quick: bool = False, out: str = "benchmarks/results/dann.json") -> d
     from ganforge.data.fmnist import fmnist
 
     t0 = _start()
-    steps = 200 if quick else 600
+    steps = 200 if quick else 3000
     base = _common(quick, steps) + ["--eval.n=500", f"--game.ramp_steps={steps}", "--train.batch_size=32"]
     if quick:
         base += ["--data.source.limit=5000", "--data.target.limit=5000", "--data.test.limit=2000"]
@@ -334,7 +335,7 @@ def dann(*, quick: bool = False, out: str = "benchmarks/results/dann.json") -> d
 def adda(*, quick: bool = False, out: str = "benchmarks/results/adda.json") -> dict:
     """ADDA Fashion-MNIST -> Fashion-MNIST-M: target accuracy of the pretrained source model and after adaptation."""
     t0 = _start()
-    pre, steps = (100, 200) if quick else (500, 1000)
+    pre, steps = (100, 200) if quick else (1000, 2500)
     overrides = _common(quick, steps) + ["--eval.n=500", f"--game.pretrain_steps={pre}"]
     if quick:
         overrides += ["--data.source.limit=5000", "--data.target.limit=5000", "--data.test.limit=2000"]

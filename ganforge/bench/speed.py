@@ -17,6 +17,7 @@ generation takes minutes here) are listed with the reason instead of a number.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tempfile
 import time
@@ -79,7 +80,7 @@ def _time(trainer, warmup: int, steps: int) -> tuple[float, float]:
     return run(warmup), run(steps)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -126,12 +127,13 @@ def measure(quick: bool, device: str = "auto") -> dict:
     c = _config(quick, device, {})
     return {
         "benchmark": "speed", "quick": quick, "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else _cpu_name(),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(), "torch": torch.__version__,
         "protocol": {"resolution": c["data"]["resolution"], "base": c["nets"]["g"]["base"],
                      "batch_size": c["train"]["batch_size"], "warmup_steps": warmup, "timed_steps": steps,
                      "rounds": rounds},
         "rows": rows,
+        "load_average": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -143,6 +145,9 @@ def markdown(res: dict) -> str:
              f"best of {p['rounds']} interleaved rounds of {p['timed_steps']} timed steps, after {p['warmup_steps']} "
              f"warm-up steps.", "",
              "| variant | images/s | ms/step | vs fp32 |", "|---|---|---|---|"]
+    if res.get("load_average"):
+        lines.insert(3, f"System load average (1, 5, 15 min) when it finished: {res['load_average']}.")
+        lines.insert(4, "")
     for r in res["rows"]:
         if "skipped" in r:
             lines.append(f"| {r['variant']} | not run: {r['skipped']} | | |")

@@ -5,8 +5,8 @@ one exists (objectives whose settings differ, e.g. WGAN-GP's 5 critic steps),
 else ``configs/toy/<dataset>.yaml`` with ``--objective.name=X``, and scores 2,500 samples
 of the final generator: modes captured, high-quality fraction (samples within 3
 std of their nearest mode) and reverse KL of the mode histogram
-(``ganforge.metrics.modes``). Runs go two at a time, one thread each. A
-``.partial.jsonl`` file beside the output keeps finished runs, so an
+(``ganforge.metrics.modes``). Runs go two at a time, one thread each. Finished
+runs are kept in a ``.partial.jsonl`` file (``bench.jobs``), so an
 interrupted benchmark continues where it stopped.
 
     ganforge bench toy-modes [--quick] [--out benchmarks/results/toy-modes.json]
@@ -20,13 +20,12 @@ import platform
 import statistics
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ganforge.bench.jobs import partial_path, run_jobs
 from ganforge.registry import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,26 +97,11 @@ def _mean_std(xs: list[float]) -> tuple[float, float]:
 def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dict[str, Any]:
     """Modes / HQ / rKL / seconds of every objective on the ring and grid, mean +- std over seeds."""
     jobs = _jobs(quick)
-    partial = Path(out).with_suffix(".partial.jsonl") if out else None
-    done: dict[tuple, dict] = {}
-    if partial is not None and partial.exists():
-        for ln in partial.read_text().splitlines():
-            if ln.strip():
-                r = json.loads(ln)
-                done[_key(r)] = r
-    todo = [j for j in jobs if _key(j) not in done]
+    partial = partial_path(out)
     t0 = time.perf_counter()
-    if todo:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for r in pool.map(_one, todo):
-                done[_key(r)] = r
-                print(f"toy-modes: {r['dataset']:<5} {r['objective']:<10} seed {r['seed']}: modes {r.get('modes')} "
-                      f"hq {r.get('hq')} ({r['seconds']:.0f}s)", flush=True)
-                if partial is not None:
-                    partial.parent.mkdir(parents=True, exist_ok=True)
-                    with open(partial, "a") as f:
-                        f.write(json.dumps(r) + "\n")
-    runs = [done[_key(j)] for j in jobs]
+    runs = run_jobs(jobs, _one, _key, partial=partial, workers=workers,
+                    report=lambda r: f"toy-modes: {r['dataset']:<5} {r['objective']:<10} seed {r['seed']}: "
+                                     f"modes {r.get('modes')} hq {r.get('hq')} ({r['seconds']:.0f}s)")
     cells = []
     for ds in dict.fromkeys(j["dataset"] for j in jobs):
         for obj in dict.fromkeys(j["objective"] for j in jobs):

@@ -30,7 +30,6 @@ from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
 TINT = (255, 170, 85)  # RGB of white under the "tint" transform; R = 255 keeps the grey level exactly
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _colour(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -209,93 +208,63 @@ def fmnist_sr(*, scale: int = 4, split: str = "train", limit: int | None = None,
 
 
 # ------------------------------------------------------------------------------------------------ folders
-def image_files(folder: str | Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name; a ConfigError if there are none."""
-    p = Path(folder).expanduser()
-    if not p.is_dir():
-        raise ConfigError(f"image folder not found: {p}")
-    files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-    if not files:
-        raise ConfigError(f"no images in {p} (looked for {', '.join(IMAGE_SUFFIXES)})")
-    return files
-
-
-def read_images(files: list[Path], resolution: int, channels: int) -> torch.Tensor:
-    """Files -> uint8 (N, channels, resolution, resolution): Pillow, converted to L or RGB, bicubic resize."""
-    from PIL import Image, UnidentifiedImageError
-
-    if channels not in (1, 3):
-        raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
-    if resolution < 4:
-        raise ConfigError(f"resolution must be >= 4, got {resolution}")
-    out = np.empty((len(files), channels, resolution, resolution), dtype=np.uint8)
-    for i, f in enumerate(files):
-        try:
-            with Image.open(f) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
-                if im.size != (resolution, resolution):
-                    im = im.resize((resolution, resolution), Image.BICUBIC)
-                a = np.asarray(im)
-        except (OSError, UnidentifiedImageError) as e:
-            raise ConfigError(f"cannot read image {f}: {e}") from None
-        out[i] = a[None] if channels == 1 else a.transpose(2, 0, 1)
-    return torch.from_numpy(out)
-
-
-def _folder(path: str, resolution: int, channels: int, limit: int | None, name: str) -> Dataset:
-    files = image_files(path)[:limit]
-    return Dataset(name, read_images(files, resolution, channels), info={"root": str(path)})
+# These build on the ``folder`` source (ganforge.data.images): recursive scan, Pillow decoding, centre crop,
+# the decoded-array cache. They only arrange folders into the shapes the translation games read.
+def _folder(root: str, what: str, *, resolution: int, channels: int | None, labels: bool = False,
+            limit: int | None = None) -> Dataset:
+    if not root:
+        raise ConfigError(f"{what} needs a folder path")
+    try:
+        return DATASETS.build("folder", root=root, resolution=resolution, channels=channels, labels=labels,
+                              limit=limit)
+    except ConfigError as e:
+        raise ConfigError(f"{what}: {e}") from None
 
 
 @DATASETS.register("unpaired-folders")
-def unpaired_folders(*, a: str = "", b: str = "", resolution: int = 64, channels: int = 3,
+def unpaired_folders(*, a: str = "", b: str = "", resolution: int = 64, channels: int | None = 3,
                      limit: int | None = None) -> Dataset:
     """Two unpaired image folders (CycleGAN's trainA/trainB): part a from ``a``, part b from ``b``."""
     if not a or not b:
         raise ConfigError("unpaired-folders needs a and b, e.g. data: {name: unpaired-folders, a: photos/trainA, "
                           "b: photos/trainB}")
-    da = _folder(a, resolution, channels, limit, "a")
-    db = _folder(b, resolution, channels, limit, "b")
+    da = _folder(a, "unpaired-folders a", resolution=resolution, channels=channels, limit=limit)
+    db = _folder(b, "unpaired-folders b", resolution=resolution, channels=channels, limit=limit)
     return Dataset(f"unpaired-folders({Path(a).name},{Path(b).name})", da.x, info={"parts": {"a": da, "b": db}})
 
 
 @DATASETS.register("domain-folders")
-def domain_folders(*, root: str = "", resolution: int = 64, channels: int = 3, limit: int | None = None) -> Dataset:
+def domain_folders(*, root: str = "", resolution: int = 64, channels: int | None = 3,
+                   limit: int | None = None) -> Dataset:
     """A folder per domain under ``root`` (StarGAN): label = domain index in sorted subfolder order."""
-    r = Path(root).expanduser()
-    if not root or not r.is_dir():
-        raise ConfigError(f"domain-folders needs root=<folder with one subfolder per domain>; got {root!r}")
-    subs = sorted(d for d in r.iterdir() if d.is_dir())
-    if len(subs) < 2:
-        raise ConfigError(f"domain-folders: {r} must hold at least 2 subfolders (one per domain), found {len(subs)}")
-    xs, ys = [], []
-    for i, d in enumerate(subs):
-        x = _folder(str(d), resolution, channels, limit, d.name).x
-        xs.append(x)
-        ys.append(torch.full((len(x),), i, dtype=torch.int64))
-    names = [d.name for d in subs]
-    return Dataset(f"domain-folders({r.name})", torch.cat(xs), torch.cat(ys), len(subs), class_names=names,
-                   info={"domains": names, "root": str(r)})
+    d = _folder(root, "domain-folders", resolution=resolution, channels=channels, labels=True, limit=limit)
+    if d.y is None or d.n_classes < 2:
+        raise ConfigError(f"domain-folders: {root} must hold at least 2 subfolders (one per domain) and no images "
+                          "directly inside it")
+    return Dataset(f"domain-folders({Path(root).name})", d.x, d.y, d.n_classes, class_names=d.class_names,
+                   info={"domains": d.class_names, "root": root})
 
 
 @DATASETS.register("sr-folder")
-def sr_folder(*, hr: str = "", lr: str | None = None, scale: int = 4, resolution: int = 64, channels: int = 3,
-              limit: int | None = None) -> Dataset:
+def sr_folder(*, hr: str = "", lr: str | None = None, scale: int = 4, resolution: int = 64,
+              channels: int | None = 3, limit: int | None = None) -> Dataset:
     """Paired super-resolution from a folder of HR images; LR from folder ``lr`` (same file names) or bicubic."""
+    from ganforge.data.images import scan_folder
+
     _check_scale(scale)
-    if not hr:
-        raise ConfigError("sr-folder needs hr=<folder of high-resolution images>")
     if resolution % scale:
         raise ConfigError(f"sr-folder: resolution {resolution} must be divisible by scale {scale}")
-    files = image_files(hr)[:limit]
-    x = read_images(files, resolution, channels)
+    high = _folder(hr, "sr-folder hr", resolution=resolution, channels=channels, limit=limit)
     if lr is None:
-        low = downsample(x, scale)
+        low = downsample(high.x, scale)
     else:
-        lr_dir = Path(lr).expanduser()
-        missing = [f.name for f in files if not (lr_dir / f.name).is_file()]
-        if missing:
-            raise ConfigError(f"sr-folder: {len(missing)} HR images have no LR image of the same name in {lr_dir}, "
-                              f"e.g. {missing[0]}")
-        low = read_images([lr_dir / f.name for f in files], resolution // scale, channels)
-    return _sr_dataset(f"sr-folder({Path(hr).name}, x{scale})", x, low, scale, info={"root": hr})
+        names = [f.relative_to(Path(hr).expanduser()) for f in scan_folder(Path(hr).expanduser())[0]]
+        lr_names = [f.relative_to(Path(lr).expanduser()) for f in scan_folder(Path(lr).expanduser())[0]]
+        if names != lr_names:
+            missing = sorted(set(names) - set(lr_names)) or sorted(set(lr_names) - set(names))
+            raise ConfigError(f"sr-folder: the HR and LR folders must hold the same file names; "
+                              f"{len(missing)} differ, e.g. {missing[0] if missing else '(order)'}")
+        low = _folder(lr, "sr-folder lr", resolution=resolution // scale, channels=channels, limit=limit).x
+        if len(low) != len(high):
+            raise ConfigError(f"sr-folder: {len(high)} readable HR images but {len(low)} LR images")
+    return _sr_dataset(f"sr-folder({Path(hr).name}, x{scale})", high.x, low, scale, info={"root": hr})

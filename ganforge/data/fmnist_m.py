@@ -5,8 +5,11 @@ BSDS500 photo: ``out = |patch - digit|`` per colour channel. Offline there are
 no photos, so the patches here are crops of *procedural* colour textures: a
 seeded bank of textures, each coloured noise with a random power-law spectrum
 (amplitude ~ 1/f^beta, beta in [0.5, 2]: from grainy to cloudy), random
-orientation stretch and random per-channel contrast. Everything is a function
-of (split, seed), so the same arguments give the same images on any machine.
+orientation stretch and random per-channel contrast. A texture (256 px by
+default) is much larger than the 28 px crop, as a BSDS500 photo (481 x 321) is
+larger than an MNIST-M patch, so a crop holds part of its texture's contrast.
+Everything is a function of (split, seed, textures, texture_size), so the
+same arguments give the same images on any machine.
 
 Datasets registered here:
 
@@ -85,13 +88,16 @@ def blend(images: np.ndarray, bank: np.ndarray, which: np.ndarray, oy: np.ndarra
 
 
 @DATASETS.register("fmnist-m")
-def fmnist_m(*, split: str = "train", seed: int = 0, texture: bool = True, textures: int = 400,
-             start: int = 0, limit: int | None = None, resolution: int = 28, root: str | None = None) -> Dataset:
+def fmnist_m(*, split: str = "train", seed: int = 0, texture: bool = True, textures: int = 200,
+             texture_size: int = 256, start: int = 0, limit: int | None = None, resolution: int = 28,
+             root: str | None = None) -> Dataset:
     """Fashion-MNIST-M: each garment blended |texture - image| with a seeded procedural colour texture (3x28x28)."""
     if split not in SPLIT_SEEDS:
         raise ConfigError(f"fmnist-m split must be one of {sorted(SPLIT_SEEDS)}, got {split!r}")
     if textures < 1:
         raise ConfigError(f"fmnist-m textures must be >= 1, got {textures}")
+    if texture_size < resolution:
+        raise ConfigError(f"fmnist-m texture_size must be >= resolution ({resolution}), got {texture_size}")
     if start < 0 or (limit is not None and limit < 1):
         raise ConfigError(f"fmnist-m needs start >= 0 and limit >= 1 or null, got start={start}, limit={limit}")
     x, y = load_arrays(split, resolution, root)
@@ -104,7 +110,7 @@ def fmnist_m(*, split: str = "train", seed: int = 0, texture: bool = True, textu
         # The bank and the crops depend on (seed, split) only, not on start/limit: image i of the split
         # always gets the same patch, so disjoint ranges of one split are parts of one dataset.
         rng = np.random.default_rng([seed, SPLIT_SEEDS[split]])
-        size = max(64, 2 * resolution)
+        size = texture_size
         bank = texture_bank(textures, size, rng)
         which, oy, ox = crops(full_n, textures, size, resolution, rng)
         x3 = np.empty((len(x), 3, resolution, resolution), dtype=np.uint8)

@@ -18,12 +18,13 @@ from ganforge.registry import GAMES
 
 @GAMES.register("cgan")
 class CGAN(GAN):
-    """Conditional GAN: G(z, c), D(x, c) on labelled data (DCGAN nets by default)."""
+    """Conditional GAN: G(z, c), D(x, c) on labelled data (recipe: configs/cgan/fmnist.yaml, DCGAN nets)."""
 
     def __init__(self, **params) -> None:
         super().__init__(conditional=True, **params)
 
     def default_nets(self) -> dict[str, dict]:
+        """DCGAN nets (note: the config layer currently fills unset nets with mlp; recipes name dcgan)."""
         return {"g": {"name": "dcgan"}, "d": {"name": "dcgan"}}
 
 

@@ -4,7 +4,7 @@ Data: images labelled by domain (``fmnist-domains``, ``domain-folders``): ``y`` 
 domain of each image, K = ``data.n_classes`` >= 2. G(x, c) translates x to target
 domain c (the one-hot c is tiled into feature maps; net ``resnet-gen``). D has
 two heads on one trunk (net ``patchgan``): the adversarial score per patch and K
-domain logits from the globally pooled trunk features. Paper eq. 2-7:
+domain logits, linear in the flattened trunk features. Paper eq. 2-7:
 
     D: L_adv(D) + cls * CE(D_cls(x), c_org)                         (+ the objective's penalties: WGAN-GP's gp 10)
     G: L_adv(G) + cls * CE(D_cls(G(x, c_trg)), c_trg) + rec * |x - G(G(x, c_trg), c_org)|_1
@@ -26,25 +26,34 @@ from ganforge.registry import GAMES
 
 
 class AuxCritic(nn.Module):
-    """A critic with a domain classifier head: ``forward`` gives scores, ``classify`` gives (N, K) logits."""
+    """A critic with a domain classifier head: ``forward`` gives scores, ``classify`` gives (N, K) logits.
 
-    def __init__(self, inner: nn.Module, n_domains: int) -> None:
+    As in the StarGAN reference code (a conv whose kernel spans the whole last feature map), the
+    head is linear in the *flattened* trunk features: pooling them would discard where things are,
+    and domains such as "upside down" differ only in that.
+    """
+
+    def __init__(self, inner: nn.Module, n_domains: int, in_shape: tuple[int, ...]) -> None:
         super().__init__()
-        if not hasattr(inner, "features") or not hasattr(inner, "feature_channels"):
-            raise ConfigError("stargan's critic needs a net with a feature trunk (features, feature_channels), "
+        if not hasattr(inner, "features") or not hasattr(inner, "head"):
+            raise ConfigError("stargan's critic needs a net with a feature trunk and a head (features, head), "
                               "e.g. nets.d: {name: patchgan}")
         self.inner = inner
-        self.cls = nn.Linear(inner.feature_channels, n_domains)
+        was = inner.training
+        with torch.no_grad():
+            width = inner.eval().features(torch.zeros(1, *in_shape))[0].numel()
+        inner.train(was)
+        self.cls = nn.Linear(width, n_domains)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         return self.inner(x)
 
     def both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.inner.features(x)
-        return self.inner.head(h), self.cls(h.mean(dim=(2, 3)))
+        return self.inner.head(h), self.cls(h.flatten(1))
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cls(self.inner.features(x).mean(dim=(2, 3)))
+        return self.cls(self.inner.features(x).flatten(1))
 
 
 @GAMES.register("stargan")
@@ -69,7 +78,7 @@ class StarGAN(Game):
         self.k = data.n_classes
         self.nets["g"] = self._net("g", nets["g"], in_shape=data.shape, out_shape=data.shape, n_classes=self.k)
         inner = self._net("d", nets["d"], in_shape=data.shape, out_shape=(objective.critic_outputs,))
-        self.nets["d"] = AuxCritic(inner, self.k)
+        self.nets["d"] = AuxCritic(inner, self.k, data.shape)
 
     def phases(self, *, d_steps: int = 1) -> list[Phase]:
         d = self.nets["d"]

@@ -2,7 +2,8 @@
 
 The pipeline is the three layers of this package: an extractor turns real and
 fake images into features (and logits), the reference features are cached on
-disk keyed by everything that changes them, and the pure math in
+disk keyed by everything that changes them (and kept in memory for the next
+call in the same process), and the pure math in
 ``ganforge.metrics.math`` computes each score. The returned ``protocol``
 records what a reader needs to compare two numbers (extractor and weights
 hash, input conversion, sample counts, reference split, seed, version):
@@ -80,14 +81,19 @@ def default_reference(dataset: str, params: dict[str, Any] | None = None) -> tup
     return f"{dataset}-test", keep
 
 
+def _key_params(dataset: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The dataset parameters that change which images a reference holds: not the location, not defaults."""
+    from ganforge.registry import DATASETS
+
+    defaults = {k: p.default for k, p in DATASETS.params(dataset).items()}
+    return {k: v for k, v in (params or {}).items()
+            if k not in _LOCATION_PARAMS and not (k in defaults and defaults[k] == v)}
+
+
 # Reference features already computed in this process (the trainer evaluates many times against one
-# reference): disk-cache key or content hash -> (features, logits, labels, info). Small and bounded.
+# reference): disk-cache key or content hash -> (features, logits, labels). Small and bounded.
 _MEMO: dict[str, tuple] = {}
 _MEMO_SIZE = 4
-
-
-def _memo_get(key: str):
-    return _MEMO.get(key)
 
 
 def _memo_put(key: str, value: tuple) -> tuple:
@@ -127,35 +133,37 @@ def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, devi
         if ref_params:
             info["reference_params"] = dict(ref_params)
         key = reference_key(dataset=name, split=split, extractor=ex.name, weights_sha256=ex.weights_sha256,
-                            n=len(x), conversion=conv,
-                            extra={k: v for k, v in (ref_params or {}).items() if k not in _LOCATION_PARAMS})
-        if cache and ex.weights_sha256 and key in _MEMO:
-            return _memo_get(key)
-        hit = load_reference(key) if cache and ex.weights_sha256 else None
+                            n=len(x), conversion=conv, extra=_key_params(name, ref_params))
+        keyed = cache and ex.weights_sha256  # unknown weights (pixels) are cheap anyway; never cache unkeyed features
+        if keyed and key in _MEMO:
+            return (*_MEMO[key], info)
+        hit = load_reference(key) if keyed else None
         if hit is not None:
             arrays, _ = hit
             logits = arrays["logits"].astype(np.float64) if "logits" in arrays else None
-            return _memo_put(key, (arrays["features"].astype(np.float64), logits, arrays.get("labels"), info))
+            return (*_memo_put(key, (arrays["features"].astype(np.float64), logits, arrays.get("labels"))), info)
         f, z = ex.extract(x, batch_size=batch_size, device=device)
-        if cache and ex.weights_sha256:  # unknown weights (pixels) are cheap anyway; never cache unkeyed features
+        labels = y.numpy() if y is not None else None
+        if keyed:
             # Networks compute in float32, so storing float32 loses nothing and halves the file.
             arrays = {"features": f.astype(np.float32)}
             if z is not None:
                 arrays["logits"] = z.astype(np.float32)
-            if y is not None:
-                arrays["labels"] = y.numpy()
+            if labels is not None:
+                arrays["labels"] = labels
             save_reference(key, arrays, {"ref": ref, "extractor": ex.describe(), "conversion": conv})
-            return _memo_put(key, (f, z, (y.numpy() if y is not None else None), info))
-        return f, z, (y.numpy() if y is not None else None), info
+            _memo_put(key, (f, z, labels))
+        return f, z, labels, info
     x = _as_images(ref, "reference")[:n]
     conv = ex.conversion(tuple(x.shape), x.dtype)
     info = {"reference": "images given by the caller", "conversion_real": conv}
     key = _content_key(x, ex, conv) if cache and ex.weights_sha256 else None
     if key is not None and key in _MEMO:
-        return _memo_get(key)
+        return (*_MEMO[key], info)
     f, z = ex.extract(x, batch_size=batch_size, device=device)
-    out = (f, z, None, info)
-    return _memo_put(key, out) if key is not None else out
+    if key is not None:
+        _memo_put(key, (f, z, None))
+    return f, z, None, info
 
 
 def evaluate(

@@ -2,9 +2,10 @@
 
 Shapes are (C, H, W) and come from the game: ``in_shape`` is what the net
 reads, ``out_shape`` what it writes (a critic gets ``(k,)``: k scores per
-patch). Conditioning follows StarGAN (Choi et al. 2018, Sec. 3): a one-hot
-target label is tiled into constant feature maps and concatenated to the
-image, so ``G(x, c)``.
+patch). Conditioning, ``G(x, c)`` / ``D(x, c)``: the critics tile a one-hot label
+into constant feature maps concatenated to the image (StarGAN, Choi et al.
+2018, Sec. 3); the ResNet generator adds a learned per-channel shift of the
+label after its first normalisation (see ``ResnetGenerator``).
 
 - ``resnet-gen`` (Johnson et al. 2016 as used by CycleGAN, Zhu et al. 2017, App. 7.2):
   c7s1-ngf, ``n_down`` stride-2 downsamplings, ``n_blocks`` residual blocks,
@@ -79,8 +80,12 @@ class ResnetGenerator(nn.Module):
             raise ConfigError(f"resnet-gen out_activation must be tanh or none, got {out_activation!r}")
         norm_layer(norm, 1, 2)
         self.n_classes, self.out_shape = n_classes, (c_out, h, w)
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(c_in + n_classes, ngf, 7),
-                                   norm_layer(norm, ngf, 2), nn.ReLU(True)]
+        # The label enters after the first normalisation as a per-channel shift before the ReLU: tiled
+        # label maps concatenated to the input (StarGAN's code) are constant in space, so with reflection
+        # padding an instance norm right after the first conv removes them entirely.
+        self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c_in, ngf, 7), norm_layer(norm, ngf, 2))
+        self.label_shift = nn.Linear(n_classes, ngf) if n_classes else None
+        layers: list[nn.Module] = [nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
             layers += [nn.Conv2d(ch, ch * 2, 3, stride=2, padding=1), norm_layer(norm, ch * 2, 2), nn.ReLU(True)]
@@ -96,7 +101,11 @@ class ResnetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(_tile_labels(x, c, self.n_classes))
+        h = self.stem(x)
+        oh = one_hot(c, self.n_classes, x.shape[0], x.device)
+        if oh is not None:
+            h = h + self.label_shift(oh.to(h.dtype))[:, :, None, None]
+        return self.net(h)
 
 
 @NETS.register("patchgan")

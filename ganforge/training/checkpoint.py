@@ -118,5 +118,10 @@ def load_latest(run_dir: str | Path, map_location="cpu") -> tuple[dict, Path]:
 
 
 def prune(run_dir: str | Path, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints; remove older ones and temporary files left by killed saves."""
     for _step, p in list_checkpoints(run_dir)[:-keep]:
         p.unlink(missing_ok=True)
+    mine = f".tmp-{os.getpid()}"
+    for tmp in (Path(run_dir) / "checkpoints").glob(".step_*.pt.tmp-*"):
+        if not tmp.name.endswith(mine):  # another (dead or finished) process's interrupted save
+            tmp.unlink(missing_ok=True)

@@ -41,8 +41,17 @@ def _extractor(name: str):
     return build_extractor(name)
 
 
+@functools.lru_cache(maxsize=1)
+def _images(path: str) -> torch.Tensor:
+    """Real images from a folder or .npy, read once per process."""
+    from ganforge.metrics.evaluate import load_images
+
+    return load_images(path)
+
+
 def reference_for(data: Dataset, ref: str | None = None) -> tuple[Any, dict[str, Any] | None, str]:
-    """(ref for ``evaluate``, dataset params, description) for a model of ``data``; ``ref`` as in ``eval.ref``.
+    """(ref for ``evaluate``, dataset params, description) for a model of ``data``; ``ref`` as in ``eval.ref``
+    (``<dataset>-<split>``, a folder or ``.npy`` of real images, or None).
 
     A named reference gets the training data's resolution and folder, so real and generated images go
     through the same conversion to the extractor. ``ganforge eval`` on a run uses the same choice.
@@ -52,6 +61,8 @@ def reference_for(data: Dataset, ref: str | None = None) -> tuple[Any, dict[str,
     params = {k: data.info[k] for k in ("resolution",) if k in data.info}
     if "source" in data.info:
         params["root"] = data.info["source"]  # the folder the training data came from
+    if ref and (ref.endswith(".npy") or Path(ref).is_dir()):
+        return _images(ref), None, f"images from {ref}"
     if ref:
         auto = default_reference(ref.rpartition("-")[0], params)
         return ref, (auto[1] if auto else None), ref
