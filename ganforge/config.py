@@ -364,8 +364,9 @@ def resolve(raw: dict) -> Config:
         if role not in roles:
             raise ConfigError(f"unknown net role nets.{role} for game {out['game']['name']!r}. "
                               f"Valid roles: {', '.join(roles)}")
-    out["nets"] = {r: resolve_component(NETS, deep_merge({"name": "mlp"}, nets_raw.get(r) or {}), f"nets.{r}",
-                                        skip=PROVIDED) for r in roles}
+    defaults = game_cls.default_nets()  # the game's choice for roles the config leaves out (mlp in the base)
+    out["nets"] = {r: resolve_component(NETS, deep_merge(defaults.get(r, {"name": "mlp"}), nets_raw.get(r) or {}),
+                                        f"nets.{r}", skip=PROVIDED) for r in roles}
 
     optim_raw = raw.get("optim") or {}
     groups = game_cls.groups

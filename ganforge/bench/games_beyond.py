@@ -104,7 +104,7 @@ def cgan(*, quick: bool = False, out: str = "benchmarks/results/cgan.json") -> d
     from ganforge.metrics.math import fid
 
     t0 = _start()
-    steps, per_class = (150, 100) if quick else (4500, 500)
+    steps, per_class = (150, 100) if quick else (9000, 500)
     overrides = _common(quick, steps) + ["--eval.n=100"]
     work = Path(tempfile.mkdtemp(prefix="bench-cgan-"))
     try:
@@ -187,7 +187,7 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     from ganforge.data.fmnist import fmnist
 
     t0 = _start()
-    steps = 150 if quick else 2000
+    steps = 150 if quick else 5000
     overrides = _common(quick, steps) + ["--eval.n=100"]
     work = Path(tempfile.mkdtemp(prefix="bench-ssgan-"))
     try:

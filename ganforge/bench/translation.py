@@ -36,8 +36,8 @@ import torch
 from ganforge.registry import BENCHMARKS
 
 # ------------------------------------------------------------------------------------------- shared
-LOAD_NOTE = ("Wall times were taken on 2 CPU cores shared with ~8 other jobs (load average ~20), so wall s is "
-             "several times CPU s (this process's CPU time, 1 torch thread).")
+LOAD_NOTE = ("Wall times were taken on 2 CPU cores shared with other jobs (load average between ~4 and ~25 "
+             "during these runs), so wall s can be several times CPU s (this process's CPU time, 1 torch thread).")
 
 
 def machine() -> str:
@@ -362,7 +362,7 @@ def run_stargan(*, quick: bool = False, out: str | None = None) -> dict[str, Any
 
     torch.set_num_threads(1)
     domains = STARGAN_DOMAINS
-    steps, d_steps, limit, n_test = (20, 2, 1200, 200) if quick else (800, 2, 30000, 600)
+    steps, d_steps, limit, n_test = (20, 2, 1200, 200) if quick else (2000, 2, 30000, 600)
     x, y = test_images(n_test)
     judge = Judge()
     probe = domain_probe(domains, 600 if quick else 3000)

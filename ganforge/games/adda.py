@@ -42,7 +42,8 @@ class ADDA(AdaptationGame):
         self.n_features, self.pretrain_steps = features, pretrain_steps
         self.counter = Counted()
 
-    def default_nets(self) -> dict[str, dict]:
+    @classmethod
+    def default_nets(cls) -> dict[str, dict]:
         enc = {"name": "conv-encoder", "hidden": 0}
         return {"e_s": enc, "e_t": dict(enc), "c": {"name": "mlp", "hidden": 100, "depth": 1},
                 "d": {"name": "mlp", "hidden": 500, "depth": 2, "activation": "leaky_relu"}}

@@ -64,9 +64,10 @@ class Game(nn.Module):
         self.penalties: list = []
 
     # -- set-up -------------------------------------------------------------------------
-    def default_nets(self) -> dict[str, dict]:
-        """Net config per role when the user gives none."""
-        return {role: {"name": "mlp"} for role in self.roles}
+    @classmethod
+    def default_nets(cls) -> dict[str, dict]:
+        """Net config per role when the user gives none (the config layer fills these in)."""
+        return {role: {"name": "mlp"} for role in cls.roles}
 
     def build(self, data: Dataset, nets: dict[str, dict], objective, penalties: list) -> None:
         """Create ``self.nets`` for ``data``; ``nets`` maps role -> {name, **params}."""

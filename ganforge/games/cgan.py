@@ -23,8 +23,9 @@ class CGAN(GAN):
     def __init__(self, **params) -> None:
         super().__init__(conditional=True, **params)
 
-    def default_nets(self) -> dict[str, dict]:
-        """DCGAN nets (note: the config layer currently fills unset nets with mlp; recipes name dcgan)."""
+    @classmethod
+    def default_nets(cls) -> dict[str, dict]:
+        """DCGAN nets for roles the config leaves out."""
         return {"g": {"name": "dcgan"}, "d": {"name": "dcgan"}}
 
 

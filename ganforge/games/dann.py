@@ -43,7 +43,8 @@ class DANN(AdaptationGame):
         self.n_features, self.lam, self.ramp_steps = features, lam, ramp_steps
         self.counter = Counted()
 
-    def default_nets(self) -> dict[str, dict]:
+    @classmethod
+    def default_nets(cls) -> dict[str, dict]:
         return {"f": {"name": "conv-encoder", "hidden": 0}, "c": {"name": "mlp", "hidden": 100, "depth": 2},
                 "d": {"name": "mlp", "hidden": 100, "depth": 1}}
 

@@ -47,7 +47,8 @@ class SSGAN(Game):
         self.z_dim, self.latent = z_dim, latent
         self.unsup_weight, self.feature_matching = unsup_weight, feature_matching
 
-    def default_nets(self) -> dict[str, dict]:
+    @classmethod
+    def default_nets(cls) -> dict[str, dict]:
         return {"g": {"name": "dcgan"}, "d": {"name": "conv-encoder", "dropout": 0.3, "input_noise": 0.3}}
 
     def build(self, data, nets, objective, penalties) -> None:
