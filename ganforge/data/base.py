@@ -157,3 +157,19 @@ def make_stream(data: Dataset, batch_size: int, seed: int = 0, **shard: int) -> 
     if parts:
         return MultiStream(parts, batch_size, seed, **shard)
     return BatchStream(data, batch_size, seed, **shard)
+
+
+def build_part(spec, label: str, *, kind: str = "data", example: str = "fmnist") -> Dataset:
+    """A sub-dataset named inside a multi-part dataset: ``spec`` is ``{name: ..., **params}`` or a name."""
+    from ganforge.errors import ConfigError
+    from ganforge.registry import DATASETS
+
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ConfigError(f"{kind}: {label} must be a dataset section like {{name: {example}}}, got {spec!r}")
+    spec = dict(spec)
+    try:
+        return DATASETS.build(spec.pop("name"), **spec)
+    except ConfigError as e:
+        raise ConfigError(f"data.{label}: {e}") from None

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ganforge.data.base import Dataset
+from ganforge.data.base import Dataset, build_part
 from ganforge.data.fmnist import CLASS_NAMES, load_arrays
 from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
@@ -126,15 +126,7 @@ def fmnist_m(*, split: str = "train", seed: int = 0, texture: bool = True, textu
 
 
 def _part(spec, label: str) -> Dataset:
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ConfigError(f"adaptation data: {label} must be a dataset section like {{name: fmnist}}, got {spec!r}")
-    spec = dict(spec)
-    try:
-        return DATASETS.build(spec.pop("name"), **spec)
-    except ConfigError as e:
-        raise ConfigError(f"data.{label}: {e}") from None
+    return build_part(spec, label, kind="adaptation data", example="fmnist")
 
 
 def _match_channels(d: Dataset, channels: int) -> Dataset:

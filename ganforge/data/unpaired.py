@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from ganforge.data.base import Dataset
+from ganforge.data.base import Dataset, build_part
 from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
 
 def _part(spec, label: str) -> Dataset:
-    if not isinstance(spec, dict) or "name" not in spec:
-        raise ConfigError(f"unpaired data: {label} must be a dataset section like {{name: ring}}, got {spec!r}")
-    spec = dict(spec)
-    try:
-        return DATASETS.build(spec.pop("name"), **spec)
-    except ConfigError as e:
-        raise ConfigError(f"data.{label}: {e}") from None
+    return build_part(spec, label, kind="unpaired data", example="ring")
 
 
 @DATASETS.register("unpaired")
