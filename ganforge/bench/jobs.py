@@ -8,6 +8,7 @@ stopped; the caller deletes the file once the final results are written.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -41,3 +42,24 @@ def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict],
                     with open(partial, "a") as f:
                         f.write(json.dumps(r) + "\n")
     return [done[key(j)] for j in jobs]
+
+
+def mean_std(xs: list) -> tuple[float, float]:
+    """(mean, sample std) of the non-None values; (nan, nan) when there are none, std 0 for one."""
+    xs = [float(x) for x in xs if x is not None]
+    if not xs:
+        return float("nan"), float("nan")
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def seed_cells(jobs: list[dict], runs: list[dict], by: tuple[str, str],
+               metrics: tuple[str, ...] = ("modes", "hq", "rkl", "seconds")) -> list[dict]:
+    """One cell per (by[0], by[1]) pair in job order: its run count and each metric's mean and std over seeds."""
+    cells = []
+    for a in dict.fromkeys(j[by[0]] for j in jobs):
+        for b in dict.fromkeys(j[by[1]] for j in jobs):
+            rs = [r for r in runs if r[by[0]] == a and r[by[1]] == b]
+            cell = {by[0]: a, by[1]: b, "seeds": len(rs)}
+            cell.update({m: mean_std([r.get(m) for r in rs]) for m in metrics})
+            cells.append(cell)
+    return cells

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ganforge.bench.jobs import partial_path, run_jobs
+from ganforge.bench.jobs import partial_path, run_jobs, seed_cells
 from ganforge.registry import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +88,6 @@ def _key(r: dict) -> tuple:
     return (r["objective"], r["dataset"], r["seed"])
 
 
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    xs = [float(x) for x in xs if x is not None]
-    if not xs:
-        return float("nan"), float("nan")
-    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
-
-
 @BENCHMARKS.register("toy-modes")
 def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dict[str, Any]:
     """Modes / HQ / rKL / seconds of every objective on the ring and grid, mean +- std over seeds."""
@@ -105,14 +97,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     runs = run_jobs(jobs, _one, _key, partial=partial, workers=workers,
                     report=lambda r: f"toy-modes: {r['dataset']:<5} {r['objective']:<10} seed {r['seed']}: "
                                      f"modes {r.get('modes')} hq {r.get('hq')} ({r['seconds']:.0f}s)")
-    cells = []
-    for ds in dict.fromkeys(j["dataset"] for j in jobs):
-        for obj in dict.fromkeys(j["objective"] for j in jobs):
-            rs = [r for r in runs if r["dataset"] == ds and r["objective"] == obj]
-            cell = {"dataset": ds, "objective": obj, "seeds": len(rs)}
-            for m in ("modes", "hq", "rkl", "seconds"):
-                cell[m] = _mean_std([r.get(m) for r in rs])
-            cells.append(cell)
+    cells = seed_cells(jobs, runs, ("dataset", "objective"))
     result = {
         "benchmark": "toy-modes",
         "quick": quick,

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-from ganforge.bench.jobs import partial_path, run_jobs
-from ganforge.bench.toy_modes import PUBLISHED, _mean_std, _ms
+from ganforge.bench.jobs import partial_path, run_jobs, seed_cells
+from ganforge.bench.toy_modes import PUBLISHED, _ms
 from ganforge.registry import BENCHMARKS
 
 VARIANTS = {"plain": 0, "unrolled-5": 5, "unrolled-10": 10}
@@ -77,15 +77,10 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     runs = run_jobs(jobs, _one, _key, partial=partial, workers=workers,
                     report=lambda r: f"unrolled: {r['dataset']:<5} {r['variant']:<12} seed {r['seed']}: "
                                      f"modes {r.get('modes')} hq {r.get('hq')} ({r['seconds']:.0f}s)")
-    cells = []
-    for ds in dict.fromkeys(j["dataset"] for j in jobs):
-        for v in dict.fromkeys(j["variant"] for j in jobs):
-            rs = [r for r in runs if r["dataset"] == ds and r["variant"] == v]
-            cell = {"dataset": ds, "variant": v, "k": VARIANTS[v], "seeds": len(rs),
-                    "rkl_finite": sum(r.get("rkl") is not None for r in rs)}
-            for m in ("modes", "hq", "rkl", "seconds"):
-                cell[m] = _mean_std([r.get(m) for r in rs])
-            cells.append(cell)
+    cells = seed_cells(jobs, runs, ("dataset", "variant"))
+    for cell in cells:
+        rs = [r for r in runs if r["dataset"] == cell["dataset"] and r["variant"] == cell["variant"]]
+        cell.update(k=VARIANTS[cell["variant"]], rkl_finite=sum(r.get("rkl") is not None for r in rs))
     result = {
         "benchmark": "unrolled",
         "quick": quick,

@@ -122,10 +122,4 @@ class SSGAN(Game):
 
     @torch.no_grad()
     def sample(self, n, *, generator=None, c=None, batch_size=1024):
-        g = self.nets["g"]
-        was = g.training
-        g.eval()
-        out = [g(self.noise(min(batch_size, n - i), self.z_dim, generator=generator, latent=self.latent)).cpu()
-               for i in range(0, n, batch_size)]
-        g.train(was)
-        return torch.cat(out)
+        return self._sample_from_noise(n, generator=generator, batch_size=batch_size)
