@@ -40,21 +40,35 @@ def make_config(config: str | Path | dict | Config | None, overrides: list[str] 
 
 
 def train(config: str | Path | dict | Config | None = None, *, overrides: list[str] | None = None,
-          out: str | Path | None = None, resume: str | Path | None = None, quiet: bool = True) -> RunResult:
-    """Train from a recipe (or continue ``resume``, a run directory); returns where it went and its metrics."""
-    from ganforge.training.trainer import Trainer
+          out: str | Path | None = None, resume: str | Path | None = None, quiet: bool = True,
+          overwrite: bool = False) -> RunResult:
+    """Train from a recipe (or continue ``resume``, a run directory); returns where it went and its metrics.
+
+    ``out`` must be a new or empty folder (a ganforge run is continued with ``resume``); ``overwrite`` moves
+    a non-empty ``out`` aside to ``OUT.old-<time>`` first. Nothing is ever deleted.
+    """
+    from ganforge.training.trainer import Trainer, is_out_of_memory
 
     t0 = time.time()
-    if resume is not None:
-        if config is not None:
-            raise ConfigError("give either a config or --resume RUN_DIR, not both (the run keeps its config)")
-        ov = {".".join(k): v for k, v in parse_overrides(overrides or [])}
-        trainer = Trainer.resume(resume, ov, quiet=quiet)
-    else:
-        if config is None:
-            raise ConfigError("no config given: pass a recipe file, e.g. configs/toy/ring.yaml")
-        cfg = make_config(config, overrides)
-        trainer = Trainer(cfg, out or default_run_dir(cfg), quiet=quiet)
+    if resume is not None and config is not None:
+        raise ConfigError("give either a config or --resume RUN_DIR, not both (the run keeps its config)")
+    if resume is not None and overwrite:
+        raise ConfigError("--overwrite starts a new run in --out; it cannot be combined with --resume")
+    if resume is None and config is None:
+        raise ConfigError("no config given: pass a recipe file, e.g. configs/toy/ring.yaml")
+    try:
+        if resume is not None:
+            ov = {".".join(k): v for k, v in parse_overrides(overrides or [])}
+            trainer = Trainer.resume(resume, ov, quiet=quiet)
+        else:
+            cfg = make_config(config, overrides)
+            trainer = Trainer(cfg, out or default_run_dir(cfg), quiet=quiet, overwrite=overwrite)
+    except RuntimeError as e:  # out of memory while building the networks or the data
+        if not is_out_of_memory(e):
+            raise
+        raise ConfigError(f"out of memory while building the run ({str(e).strip().splitlines()[0][:120]}): lower "
+                          "train.batch_size, the networks' width (nets.<role>.hidden or .base) or the data "
+                          "size") from None
     metrics = trainer.fit()
     return RunResult(trainer.run_dir, trainer.step, metrics, time.time() - t0)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ class TrainConfig:
     grad_clip: float | None = None   # max gradient norm per phase, or null
     ema: float | None = None    # decay of an EMA copy of the game's ema_roles (e.g. 0.999), or null
     log_every: int = 50         # steps between loss records in losses.jsonl
-    threads: int | None = None  # torch CPU threads, or null for torch's default
+    threads: int | None = 0     # torch CPU threads; 0 (or null): the CPUs this process may use (OMP_NUM_THREADS if set)
     precision: str = "fp32"     # fp32 | bf16 (autocast, CPU or GPU) | fp16 (autocast + grad scaler, CUDA only)
     channels_last: bool = False  # NHWC memory layout for 4D weights and batches (faster convolutions)
     compile: bool = False       # torch.compile every network (nn.Module.compile, in place)
@@ -87,16 +88,18 @@ RANGES = {  # (section, key): (predicate, description)
     ("train", "steps"): (lambda v: v >= 0, ">= 0"),
     ("train", "batch_size"): (lambda v: v >= 1, ">= 1"),
     ("train", "d_steps"): (lambda v: v >= 1, ">= 1"),
+    ("train", "seed"): (lambda v: v >= 0, ">= 0"),
     ("train", "grad_clip"): (lambda v: v is None or v > 0, "> 0 or null"),
     ("train", "ema"): (lambda v: v is None or 0 < v < 1, "in (0, 1) or null"),
     ("train", "log_every"): (lambda v: v >= 1, ">= 1"),
-    ("train", "threads"): (lambda v: v is None or v >= 1, ">= 1 or null"),
+    ("train", "threads"): (lambda v: v is None or v >= 0, ">= 0 (0: all the CPUs this process may use)"),
     ("train", "precision"): (lambda v: v in ("fp32", "bf16", "fp16"), "one of fp32, bf16, fp16"),
     ("train", "lr_decay_start"): (lambda v: v is None or v >= 0, ">= 0 or null"),
     ("train", "lr_decay_steps"): (lambda v: v >= 0, ">= 0"),
     ("train", "max_nonfinite"): (lambda v: v >= 1, ">= 1"),
     ("eval", "every"): (lambda v: v >= 0, ">= 0"),
     ("eval", "n"): (lambda v: v >= 1, ">= 1"),
+    ("eval", "seed"): (lambda v: v >= 0, ">= 0"),
     ("eval", "metrics"): (lambda v: set(v) <= {"fid", "kid", "pr", "dc", "is", "classes"},
                           "a list drawn from fid, kid, pr, dc, is, classes"),
     ("eval", "extractor"): (lambda v: _is_extractor(v), "a registered feature extractor other than 'module' "
@@ -136,6 +139,8 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
                 return coerce(value, a, where)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) == 1:  # Optional[X]: X's own message ("must be a finite number, got nan")
+            raise ConfigError(errors[0])
         raise ConfigError(f"{where} must be {' or '.join(_type_name(a) for a in args)}, got {value!r}")
     if origin in (list, tuple, typing.Sequence) or annotation in (list, tuple):
         if isinstance(value, (list, tuple)):
@@ -159,6 +164,8 @@ def coerce(value: Any, annotation: Any, where: str) -> Any:
         raise ConfigError(f"{where} must be an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # nan/inf would pass every range check below (nan > 0 is False)
+                raise ConfigError(f"{where} must be a finite number, got {value!r}")
             return float(value)
         raise ConfigError(f"{where} must be a number, got {value!r}")
     if annotation is str:
@@ -188,19 +195,32 @@ def _looks_float(s: str) -> bool:
 
 
 # ---------------------------------------------------------------------------- load/merge
-def read_yaml(path: str | Path) -> dict:
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """A recipe as a dict; ``base: other.yaml`` (relative to the file) is read first and merged under it."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}" + (" (it is a directory)" if p.is_dir() else ""))
+        via = f" (the base of {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"config file not found: {p}{via}" + (" (it is a directory)" if p.is_dir() else ""))
+    key = p.resolve()
+    if key in _chain:
+        cycle = " -> ".join(str(c) for c in (*_chain[_chain.index(key):], key))
+        raise ConfigError(f"config files include each other in a cycle through base: {cycle}. "
+                          "A base chain must end in a file without base:")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not a text file (not UTF-8); give a YAML recipe") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {p}: {e.strerror or e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold a mapping of sections, got {type(data).__name__}")
     base = data.pop("base", None)
     if base is not None:  # a recipe may extend another: base: ring.yaml (relative to the file)
-        data = deep_merge(read_yaml(p.parent / base), data)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"config file {p}: base must be the path of another YAML file, got {base!r}")
+        data = deep_merge(read_yaml(p.parent / base, (*_chain, key)), data)
     return data
 
 
@@ -306,6 +326,20 @@ def check_builds(registry, section: dict, where: str) -> None:
         raise ConfigError(f"{where}: {e}") from None
 
 
+def check_optimizer(registry, section: dict, where: str) -> None:
+    """Build the optimizer once on a dummy parameter, so that a bad lr, betas, eps or weight decay fails at
+    resolve time (and ``--dry-run``) with the key named, not as torch's ValueError in the first step."""
+    import torch
+
+    params = {k: v for k, v in section.items() if k != "name"}
+    try:
+        registry.get(section["name"])([torch.zeros(1, requires_grad=True)], **params)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    except (ValueError, TypeError) as e:  # torch's own checks (e.g. "Invalid epsilon value: -1.0")
+        raise ConfigError(f"{where}: torch.optim refuses these settings: {e}") from None
+
+
 def _hints(factory) -> dict:
     target = factory.__init__ if inspect.isclass(factory) else factory
     try:
@@ -352,6 +386,7 @@ def resolve(raw: dict) -> Config:
     out: dict[str, Any] = {"name": coerce(raw["name"], str, "name")}
     out["game"] = resolve_component(GAMES, raw["game"], "game")
     out["data"] = resolve_component(DATASETS, raw["data"], "data")
+    check_builds(GAMES, out["game"], "game")  # the constructor's range table (z_dim >= 1, ...); builds no nets
     out["objective"] = resolve_component(OBJECTIVES, raw["objective"], "objective")
     check_builds(OBJECTIVES, out["objective"], "objective")
 
@@ -376,6 +411,8 @@ def resolve(raw: dict) -> Config:
                               f"Valid groups: {', '.join(groups)}")
     out["optim"] = {g: resolve_component(OPTIMIZERS, deep_merge({"name": "adam"}, optim_raw.get(g) or {}),
                                          f"optim.{g}", skip=("params",)) for g in groups}
+    for g, spec in out["optim"].items():
+        check_optimizer(OPTIMIZERS, spec, f"optim.{g}")
 
     pens = raw.get("penalties") or {}
     if not isinstance(pens, dict):
@@ -393,7 +430,18 @@ def resolve(raw: dict) -> Config:
 
     for sec, cls in SECTIONS.items():
         out[sec] = _resolve_section(cls, raw.get(sec) or {}, sec)
+    _check_eval_counts(out["eval"])
     return Config(out)
+
+
+def _check_eval_counts(ev: dict) -> None:
+    """eval.n large enough for every metric in eval.metrics (precision/recall need k + 1 samples, ...)."""
+    from ganforge.metrics.evaluate import min_images
+
+    for m in ev["metrics"]:
+        k, why = min_images(m)
+        if ev["n"] < k:
+            raise ConfigError(f"eval.n must be >= {k} for eval.metrics {m} ({why}), got {ev['n']}")
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None,

@@ -14,12 +14,22 @@ returns an ``ExportedModel`` that samples, interpolates, encodes (games with an
 encoder), translates (cyclegan, stargan) and super-resolves (srgan). It holds no critic, optimizer or
 data. Loading reads JSON, YAML (safe loader) and safetensors only: it never
 unpickles, so it cannot run code from the files.
+
+Loading trusts nothing in the folder. In order, before any weight is read: the
+manifest's types and names (game, roles of that game, registered nets, sizes
+up to ``MAX_INT``), the SHA-256 of the weights, the networks' size (built on
+PyTorch's meta device, which allocates nothing; refused above ``MAX_VALUES``),
+and every tensor's name, dtype and shape in the safetensors header against
+those networks. Then the weights are read and refused if any is NaN or
+infinite. Each failure is a CheckpointError naming the key or tensor
+(the checks live in ``ganforge.export_checks``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +37,7 @@ import torch
 import yaml
 
 from ganforge.errors import CheckpointError, ConfigError
+from ganforge.export_checks import check_finite, check_manifest, check_tensors, expected_state, read_header
 
 FORMAT = "ganforge-export"
 VERSION = 1
@@ -103,21 +114,63 @@ def collect(path: str | Path, *, use_ema: bool = True) -> tuple[dict, dict[str, 
 
 
 def export(path: str | Path, out: str | Path, *, use_ema: bool = True) -> Path:
-    """Write model.safetensors, config.yaml and manifest.json for ``path`` into the folder ``out``."""
-    from safetensors.torch import save_file
+    """Write model.safetensors, config.yaml and manifest.json for ``path`` into the folder ``out``.
 
-    manifest, tensors, cfg = collect(path, use_ema=use_ema)
+    ``out`` must be new, empty, or an earlier export (whose three files are replaced): a folder holding
+    anything else is refused, so an export never overwrites a user's own files. Each file is written to a
+    temporary name and renamed, so a crash leaves the old file or the new one, and a symlink is replaced,
+    not followed.
+    """
+    from safetensors.torch import save
+
     out = Path(out)
+    _check_out(out)
+    manifest, tensors, cfg = collect(path, use_ema=use_ema)
+    blob = save(tensors, metadata={"format": FORMAT})
+    manifest["weights"] = {"file": WEIGHTS, "sha256": hashlib.sha256(blob).hexdigest(),
+                           "tensors": len(tensors), "parameters": int(sum(t.numel() for t in tensors.values()))}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(out / WEIGHTS), metadata={"format": FORMAT})
+        _write_atomic(out / WEIGHTS, blob)
+        _write_atomic(out / CONFIG, yaml.safe_dump(cfg, sort_keys=False).encode())
+        _write_atomic(out / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())  # last: marks it complete
     except OSError as e:
         raise ConfigError(f"cannot write the export to {out}: {e.strerror or e}") from None
-    manifest["weights"] = {"file": WEIGHTS, "sha256": _sha256(out / WEIGHTS),
-                           "tensors": len(tensors), "parameters": int(sum(t.numel() for t in tensors.values()))}
-    (out / CONFIG).write_text(yaml.safe_dump(cfg, sort_keys=False))
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return out
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an --out that is a file, or a folder holding anything but an earlier export."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a new folder for the export")
+    if not out.is_dir():
+        return
+    names = {p.name for p in out.iterdir()}
+    if not names:
+        return
+    earlier = names <= {WEIGHTS, MANIFEST, CONFIG} and (out / MANIFEST).is_file() and not (out / MANIFEST).is_symlink()
+    if earlier:
+        try:
+            earlier = json.loads((out / MANIFEST).read_text()).get("format") == FORMAT
+        except (OSError, ValueError, AttributeError):
+            earlier = False
+    if not earlier:
+        shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
+        raise ConfigError(f"--out {out} already holds files that are not a ganforge export ({shown}); export into "
+                          "a new or empty folder (an earlier export's folder is replaced)")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _sha256(path: Path) -> str:
@@ -155,21 +208,34 @@ def _load_export(folder: Path, device: str) -> ExportedModel:
     missing = [k for k in ("game", "roles", "step", "data", "ema") if k not in manifest]
     if missing:
         raise CheckpointError(f"{folder / MANIFEST} lacks {', '.join(missing)}; re-export with `ganforge export`")
-    if manifest.get("version", 0) > VERSION:
+    version = manifest.get("version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(f"{folder / MANIFEST}: version must be an integer, got {version!r}")
+    if version > VERSION:
         raise CheckpointError(f"{folder} is export format version {manifest['version']}; this ganforge reads "
                               f"up to {VERSION}. Upgrade ganforge.")
+    check_manifest(manifest, folder / MANIFEST)
     weights = folder / manifest.get("weights", {}).get("file", WEIGHTS)
     if weights.parent != folder:
         raise CheckpointError(f"{folder / MANIFEST} points outside its folder: {weights}")
+    if not weights.is_file():
+        raise CheckpointError(f"cannot read {weights}: the weights file is missing")
     want = manifest.get("weights", {}).get("sha256")
-    if want and weights.is_file() and _sha256(weights) != want:
+    if want and _sha256(weights) != want:
         raise CheckpointError(f"{weights} does not match the SHA-256 in its manifest (damaged or replaced)")
+    expected = expected_state(manifest, folder / MANIFEST)  # on the meta device: sizes checked, nothing allocated
     try:
+        check_tensors(expected, read_header(weights), str(weights))
         tensors = load_file(str(weights))
     except (OSError, SafetensorError, ValueError) as e:
         raise CheckpointError(f"cannot read {weights}: {type(e).__name__}: {str(e)[:200]}") from None
-    cfg = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).is_file() else {}
-    return ExportedModel(manifest, tensors, cfg, device=device)
+    try:
+        cfg = yaml.safe_load((folder / CONFIG).read_text()) if (folder / CONFIG).is_file() else {}
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        raise CheckpointError(f"cannot read {folder / CONFIG}: {str(e)[:200]}") from None
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"{folder / CONFIG} must hold the run's config (a mapping), got {type(cfg).__name__}")
+    return ExportedModel(manifest, tensors, cfg, device=device, expected=expected, where=str(weights))
 
 
 class ExportedModel:
@@ -180,11 +246,17 @@ class ExportedModel:
     """
 
     def __init__(self, manifest: dict, tensors: dict[str, torch.Tensor], config: dict, *,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", expected: dict | None = None, where: str | None = None) -> None:
         import ganforge.components  # noqa: F401  (registries)
         from ganforge.nets import build_net
         from ganforge.registry import GAMES
 
+        where = where or f"the weights of {manifest.get('source', 'the run')}"
+        if expected is None:  # built from a run in memory: the same checks as a loaded export
+            check_manifest(manifest, where)
+            expected = expected_state(manifest, where)
+        check_tensors(expected, {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}, where)
+        check_finite(tensors, where)
         self.manifest, self.config = manifest, config
         gparams = dict(manifest["game"])
         self.game = GAMES.build(gparams.pop("name"), **gparams)

@@ -12,6 +12,7 @@ samples stay visible. An optional caption is drawn in a strip above the grid.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,17 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None, p
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ConfigError(f"grid files are PNG: give a path ending in .png, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+    if path.is_dir():
+        raise ConfigError(f"{path} is a folder; give the path of a .png file to write")
+    # A temporary name, then a rename: a full disk leaves no torn PNG, and a symlink is replaced, not followed.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        im.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise ConfigError(f"cannot write the grid to {path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path

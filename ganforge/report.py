@@ -4,7 +4,8 @@ Everything is inside the file: figures are PNGs embedded as base64 ``data:``
 URIs, the style sheet is inline, there is no script and nothing is fetched,
 so the page opens offline and can be mailed or attached as it is. For each
 run: the resolved config, loss and metric curves (matplotlib), the sample
-figures over time, the final metrics with their protocol records, warnings
+figures over time, the final metrics with their protocol records (and the
+scores `ganforge eval` wrote to RUN_DIR/eval.json, with theirs), warnings
 from train.log. With several runs: columns side by side, overlaid curves, a
 table of final metrics and the config keys that differ.
 """
@@ -41,6 +42,7 @@ class RunData:
     checkpoints: list[int] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     protocol: dict | None = None  # RUN_DIR/eval_protocol.json: {"step": ..., "protocol": {...}}
+    scored: dict | None = None  # RUN_DIR/eval.json from `ganforge eval`: {"source", "scores", "protocol"}
     label: str = ""  # how the page names the run (set by ``label_runs``)
 
     @property
@@ -94,14 +96,22 @@ def load_run(path: str | Path) -> RunData:
     warn = []
     if (p / "train.log").is_file():
         warn = [ln for ln in (p / "train.log").read_text(errors="replace").splitlines() if " WARNING " in ln]
-    protocol = None
-    if (p / "eval_protocol.json").is_file():
-        try:
-            protocol = json.loads((p / "eval_protocol.json").read_text())
-        except ValueError:
-            protocol = None
+    protocol, scored = _json_file(p / "eval_protocol.json"), _json_file(p / "eval.json")
+    if scored is not None and not isinstance(scored.get("scores"), dict):
+        scored = None  # not a file `ganforge eval` wrote
     return RunData(p, config, _jsonl(p / "losses.jsonl"), _jsonl(p / "metrics.jsonl"), samples, ckpts, warn,
-                   protocol)
+                   protocol, scored)
+
+
+def _json_file(path: Path) -> dict | None:
+    """A JSON object from ``path``; None when it is missing or not a JSON object (the page says nothing)."""
+    if not path.is_file():
+        return None
+    try:
+        d = json.loads(path.read_text())
+    except (ValueError, OSError):
+        return None
+    return d if isinstance(d, dict) else None
 
 
 # ----------------------------------------------------------------------------- figures
@@ -289,7 +299,7 @@ def _samples(run: RunData) -> str:
 def _final_metrics(run: RunData) -> str:
     fin = _final(run)
     if not fin:
-        return "<h3>Final metrics</h3><p>No evaluation recorded.</p>"
+        return "<h3>Final metrics</h3><p>No evaluation recorded.</p>" + _eval_scores(run)
     rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt(v))}</td></tr>" for k, v in fin.items()
                    if k not in ("step", "protocol") and not isinstance(v, (dict, list)))
     out = f"<h3>Final metrics (step {_e(fin.get('step'))})</h3><table><tr><th>metric</th><th>value</th></tr>" \
@@ -303,6 +313,22 @@ def _final_metrics(run: RunData) -> str:
     if protocol is not None:
         out += (f"<details open><summary>Protocol of these metrics{_e(where)}</summary>"
                 f"<pre>{_e(_compact(protocol))}</pre></details>")
+    return out + _eval_scores(run)
+
+
+def _eval_scores(run: RunData) -> str:
+    """The scores `ganforge eval` wrote to RUN_DIR/eval.json, with what was scored and their protocol."""
+    if not run.scored:
+        return ""
+    src, scores = run.scored.get("source") or {}, run.scored["scores"]
+    what = ", ".join(f"{k} {_fmt(src[k])}" for k in ("step", "generator", "checkpoint") if k in src)
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(_fmt(v))}</td></tr>" for k, v in scores.items()
+                   if not isinstance(v, (dict, list)))
+    out = (f"<h3>Scores from ganforge eval (eval.json{', ' + _e(what) if what else ''})</h3>"
+           f"<table><tr><th>metric</th><th>value</th></tr>{rows}</table>")
+    if run.scored.get("protocol") is not None:
+        out += (f"<details open><summary>Protocol of these scores</summary>"
+                f"<pre>{_e(_compact(run.scored['protocol']))}</pre></details>")
     return out
 
 
@@ -316,6 +342,14 @@ def _comparison(runs: list[RunData]) -> str:
         steps = "".join(f"<td>{_e(_final(r).get('step', 'n/a'))}</td>" for r in runs)
         parts.append(f"<h3>Final metrics</h3><table><tr><th>metric</th>{head}</tr><tr><td><i>step</i></td>"
                      f"{steps}</tr>{body}</table>")
+    scored = [(r.scored or {}).get("scores", {}) for r in runs]
+    names = sorted({k for sc in scored for k, v in sc.items() if _number(v)})
+    if names:  # `ganforge eval` scores (eval.json); each run's protocol is in its column below
+        head = "".join(f"<th>{_e(r.label)}</th>" for r in runs)
+        body = "".join("<tr><td>" + _e(k) + "</td>" + "".join(f"<td>{_e(_fmt(sc.get(k)))}</td>" for sc in scored)
+                       + "</tr>" for k in names)
+        parts.append(f"<h3>Scores from ganforge eval (eval.json)</h3><table><tr><th>metric</th>{head}</tr>"
+                     f"{body}</table>")
     flats = [_flat(r.config) for r in runs]
     keys = sorted({k for f in flats for k in f})
     differ = [k for k in keys if len({json.dumps(f.get(k), sort_keys=True) for f in flats}) > 1]

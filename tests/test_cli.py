@@ -32,7 +32,7 @@ def test_train_then_sample(recipe, tmp_path, capsys):
     run = tmp_path / "run"
     assert cli.main(["train", str(recipe), "--train.steps=4", "--objective.name=hinge", "--out", str(run)]) == 0
     out, err = capsys.readouterr()
-    assert f"run directory: {run}  (step 4" in out and "metrics: {" in out
+    assert "finished tiny" in out and f"run folder:       {run}" in out and "final metrics at step 4" in out
     assert "step/s" not in out + err  # no progress bar when the output is not a terminal
     assert yaml.safe_load((run / "config.yaml").read_text())["objective"] == {"name": "hinge"}
     npy, csv = tmp_path / "s.npy", tmp_path / "s.csv"
@@ -45,7 +45,7 @@ def test_train_then_sample(recipe, tmp_path, capsys):
     assert not np.array_equal(a, api.sample(run, 30, seed=6).numpy())
     # --resume with a larger train.steps extends the run
     assert cli.main(["train", "--resume", str(run), "--train.steps=6", "--quiet"]) == 0
-    assert "(step 6" in capsys.readouterr().out
+    assert ": step 6 in " in capsys.readouterr().out
 
 
 def test_list(capsys):

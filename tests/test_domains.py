@@ -18,13 +18,17 @@ def _images(n=6, c=1, size=12, seed=0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (n, c, size, size), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("name", [*TRANSFORMS, "invert+rot90", "tint+vflip"])
+@pytest.mark.parametrize("name", [*TRANSFORMS, "invert+rot90", "tint+vflip", "fade+invert"])
 def test_inverse_undoes_transform(name: str) -> None:
     t = get_transform(name)
     x = _images()
     y = t(x)
     assert y.dtype == torch.uint8 and y.shape[1] == t.channels(1)
-    assert torch.equal(t.inverse(y), x)  # exact on uint8, tint included (least-squares grey, rounded)
+    back = t.inverse(y)
+    if "fade" in name:  # 256 grey levels onto 128: uint8 round trips are exact to one level
+        assert (back.int() - x.int()).abs().max() <= 1 and not torch.equal(back, x)
+    else:
+        assert torch.equal(back, x)  # exact on uint8, tint included (least-squares grey, rounded)
     f = x.float() / 127.5 - 1  # the float path ([-1, 1], what generators emit) agrees with the uint8 one
     torch.testing.assert_close(t.inverse(t(f)), f, rtol=0, atol=1e-6)
     torch.testing.assert_close(t(f), y.float() / 127.5 - 1, rtol=0, atol=1 / 127.5)
@@ -37,6 +41,13 @@ def test_transform_identities() -> None:
     assert torch.equal(get_transform("invert+rot90")(x), TRANSFORMS["rot90"](255 - x))
     rgb = TRANSFORMS["tint"](x)
     assert torch.equal(rgb[:, 0:1], x)  # the red channel carries the grey level (tint red = 255)
+    # fade: v -> 0.25 + 0.5 v on [0, 1]; black -> 63.75 -> 64, white -> 191.25 -> 191; floats in [-1, 1] likewise
+    ends = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2)
+    assert TRANSFORMS["fade"](ends).flatten().tolist() == [64, 191]
+    f = torch.tensor([-1.0, 0.0, 1.0]).view(1, 1, 1, 3)
+    torch.testing.assert_close(TRANSFORMS["fade"](f).flatten(), torch.tensor([-0.5, 0.0, 0.5]))
+    # the inverse clamps what a generator may emit outside the faded range
+    torch.testing.assert_close(TRANSFORMS["fade"].inverse(f).flatten(), torch.tensor([-1.0, 0.0, 1.0]))
     with pytest.raises(ConfigError, match="unknown transform 'spin'.*Valid transforms: identity, invert"):
         get_transform("invert+spin")
 
@@ -63,7 +74,7 @@ def test_fmnist_unpaired_halves_are_disjoint_and_transformed() -> None:
 
 
 def test_fmnist_domains_labels_are_domains() -> None:
-    names = ["identity", "invert", "vflip"]
+    names = ["identity", "invert", "fade"]
     d = _fmnist_or_skip("fmnist-domains", transforms=names, limit=31)
     src = _fmnist_or_skip("fmnist", limit=30)
     assert len(d) == 30 and d.n_classes == 3 and d.class_names == names

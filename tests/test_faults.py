@@ -207,3 +207,20 @@ def test_fault_drill_comparison_sees_a_single_bit():
     b["step"] = 6
     _diff(a, b, "", out, n)
     assert out == ["game.w", "step"]
+
+
+def test_fault_drill_log_comparison_is_byte_for_byte_without_time(tmp_path):
+    from ganforge.bench.faults import log_lines
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "losses.jsonl").write_text('{"step": 3, "time": 1.5, "d_loss": 0.25}\n'
+                                    '{"step": 6, "time": 3.0, "d_loss": 0.5}\n')
+    (b / "losses.jsonl").write_text('{"step": 3, "time": 0.123, "d_loss": 0.25}\n{"step": 6, "time": 9e-05, '
+                                    '"d_loss": 0.5}\n')
+    assert log_lines(a, "losses.jsonl") == log_lines(b, "losses.jsonl")
+    assert log_lines(a, "losses.jsonl")[0] == b'{"step": 3, "d_loss": 0.25}'
+    (b / "losses.jsonl").write_text('{"step": 3, "time": 0.1, "d_loss": 0.25}\n{"step": 6, "time": 3.0, '
+                                    '"d_loss": 0.50}\n')  # the same number, other bytes: a difference
+    assert log_lines(a, "losses.jsonl") != log_lines(b, "losses.jsonl")

@@ -187,3 +187,48 @@ def test_bigan_images_encode_and_reconstruct(tmp_path):
     x = tr.data.to_model(tr.data.x[:5])
     assert tr.game.encode(x).shape == (5, 8)
     assert tr.game.reconstruct(x).shape == (5, 1, 28, 28)
+
+
+def test_bigan_alice_reconstruction_term_and_features(tmp_path):
+    """rec_weight w: G/E pay the inverted-label BiGAN loss + w * mean (G(E(x)) - x)^2 (ALICE's explicit l2 term)."""
+    raw_cfg = raw("bigan", steps=1)
+    raw_cfg["game"] = {**raw_cfg["game"], "rec_weight": 0.5, "dropout": 0.0}
+    tr = Trainer(load_config(None, [], base=raw_cfg), tmp_path / "r", quiet=True)
+    game, x = tr.game, tr.data.to_model(tr.data.x[:6])
+    game.eval()  # no dropout, batch norm from running statistics: both sides see the same nets
+    z = torch.randn(6, 8)
+    game.noise = lambda n, dim, **kw: z[:n, :dim]
+    ge = next(ph for ph in tr.phases if ph.name == "ge")
+    loss, logs = ge.loss({"x": x})
+    g, e, d = game.nets["g"], game.nets["e"], game.nets["d"]
+    real, fake = d(x, e(x)), d(g(z), z)
+    adv = -torch.log(torch.sigmoid(fake)).mean() - torch.log(1 - torch.sigmoid(real)).mean()
+    rec = ((g(e(x)) - x) ** 2).mean()
+    torch.testing.assert_close(loss, adv + 0.5 * rec)
+    torch.testing.assert_close(torch.tensor(logs["rec_loss"]), rec.detach())
+    torch.testing.assert_close(torch.tensor(logs["ge_loss"]), adv.detach())
+    game.rec_weight = 0.0  # plain BiGAN: no reconstruction term at all
+    loss0, logs0 = ge.loss({"x": x})
+    torch.testing.assert_close(loss0, adv)
+    assert "rec_loss" not in logs0
+    # features(x): E's pre-final layer (the conv-encoder's hidden units), eval mode
+    torch.testing.assert_close(game.features(x), e.features(x))
+    assert game.features(x).shape == (6, ENC["hidden"])
+
+
+def test_conv_encoder_layer_noise_only_in_training():
+    from ganforge.nets.encoders import ConvEncoder
+
+    torch.manual_seed(0)
+    net = ConvEncoder(in_shape=(1, 8, 8), out_shape=(3,), width=64, depth=1, hidden=0, norm="none",
+                      layer_noise=0.5)
+    x = torch.randn(32, 1, 8, 8)
+    net.eval()
+    with torch.no_grad():
+        clean = net.features(x)
+        torch.testing.assert_close(net.features(x), clean, rtol=0, atol=0)
+        net.train()
+        diff = net.features(x) - clean  # depth 1, no hidden layer: exactly the last layer's N(0, 0.5^2) noise
+    assert abs(float(diff.std()) - 0.5) < 0.02 and abs(float(diff.mean())) < 0.02
+    with pytest.raises(ConfigError, match="layer_noise >= 0"):
+        ConvEncoder(in_shape=(1, 8, 8), out_shape=(3,), layer_noise=-1.0)

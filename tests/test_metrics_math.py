@@ -32,6 +32,28 @@ def test_fid_matches_scipy_sqrtm(n: int, d: int, seed: int) -> None:
     assert_allclose(M.fid(real, fake), _scipy_fid(real, fake), rtol=1e-5, atol=0)
 
 
+@pytest.mark.parametrize("n_real,n_fake,d", [(50, 50, 128), (10, 10, 32), (40, 300, 128), (300, 40, 128)])
+def test_fid_with_fewer_samples_than_dimensions_matches_scipy_sqrtm(n_real: int, n_fake: int, d: int) -> None:
+    # n <= d: singular covariances (rank n - 1), so no Cholesky factor exists for one or both of them; the
+    # trace term then goes through the other covariance's factor or the symmetric square root. scipy's sqrtm
+    # of the singular product carries ~1e-8 of rounding in the square roots of its zero eigenvalues.
+    rng = np.random.default_rng(n_real + n_fake + d)
+    real = rng.normal(size=(n_real, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)
+    fake = rng.normal(size=(n_fake, d)) @ rng.normal(size=(d, d)) / np.sqrt(d) + 0.3
+    assert min(np.linalg.matrix_rank(np.cov(real, rowvar=False)), np.linalg.matrix_rank(np.cov(fake, rowvar=False))) < d
+    with np.errstate(all="ignore"):
+        expected = _scipy_fid(real, fake)
+    assert_allclose(M.fid(real, fake), expected, rtol=1e-6, atol=0)
+    assert_allclose(M.fid(fake, real), expected, rtol=1e-6, atol=0)
+
+
+def test_covariance_one_gemm_falls_back_to_centring_when_the_mean_dominates() -> None:
+    # A mean 1e6 times the spread would cancel ~12 digits in X^T X - n mu mu^T: the centred path must be taken.
+    x = np.random.default_rng(10).normal(size=(200, 4)) + np.array([1e6, 0.0, -3e5, 1.0])
+    xc = x - x.mean(0)
+    assert_allclose(M.mean_cov(x)[1], xc.T @ xc / 199, rtol=1e-9, atol=1e-12)
+
+
 class _Identity(torch.nn.Module):
     def __init__(self, d: int) -> None:
         super().__init__()

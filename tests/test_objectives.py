@@ -175,3 +175,27 @@ def test_get_rejects_unknown_parameters():
         objectives.get("alpha", alpha=1.0)
     with pytest.raises(ConfigError, match=r"pi must lie in \(0, 1\)"):
         objectives.get("wjs", pi=1.5)
+
+
+def test_mmd_median_bandwidth_scales_with_the_features():
+    """bandwidth="median": sigma_i = s_i * median pairwise distance, so MMD^2 is invariant to rescaling."""
+    from ganforge.objectives.kernel import median_distance
+
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    fake = torch.randn(5, 2, generator=g, dtype=torch.float64) + 1.0
+    z = np.concatenate([real.numpy(), fake.numpy()])
+    dists = [np.linalg.norm(z[i] - z[j]) for i in range(len(z)) for j in range(i + 1, len(z))]
+    med = float(np.median(dists))
+    _close(median_distance(real, fake), med)
+    obj = objectives.get("mmd", sigmas=[0.5, 2.0], features=2, bandwidth="median", clip=None)
+    ref = _mmd2_loops(real.numpy(), fake.numpy(), [0.5 * med, 2.0 * med])
+    _close(obj.g_loss(fake=fake, real=real), ref)
+    _close(obj.d_loss(real=real, fake=fake), -ref)
+    _close(obj.g_loss(fake=1e-3 * fake, real=1e-3 * real), ref)  # the clip-0.01 failure: features shrink
+    fixed = objectives.get("mmd", features=2)
+    assert abs(float(fixed.g_loss(fake=1e-3 * fake, real=1e-3 * real))) < 1e-5  # every kernel value ~1
+    with pytest.raises(ConfigError, match="bandwidth must be one of fixed, median"):
+        objectives.get("mmd", bandwidth="mean")
+    with pytest.raises(ConfigError, match="clip must be > 0"):
+        objectives.get("mmd", clip=0.0)

@@ -109,3 +109,25 @@ def test_helpers():
     items = [(i, None) for i in range(20)]
     picked = [s for s, _ in pick_samples(items, 6)]
     assert len(picked) == 6 and picked[0] == 0 and picked[-1] == 19
+
+
+def test_scores_from_ganforge_eval_are_shown_with_their_protocol(two_runs, tmp_path):
+    import shutil
+
+    from ganforge.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(two_runs[0], run)
+    record = {"source": {"kind": "run", "path": str(run), "step": 6, "generator": "ema"},
+              "scores": {"fid": 4.321, "kid": 0.00125, "kid_std": 0.0002},
+              "protocol": {"extractor": {"name": "fmnist-cnn"}, "n_real": 10000, "n_fake": 9876}}
+    (run / "eval.json").write_text(json.dumps(record))
+    text = " ".join(_parse(write_report([run], tmp_path / "r.html")).text)
+    assert "Scores from ganforge eval (eval.json, step 6, generator ema)" in text
+    two = " ".join(_parse(write_report([run, two_runs[1]], tmp_path / "two.html")).text)
+    assert "Scores from ganforge eval (eval.json)" in two and "4.321" in two  # the comparison's table too
+    assert "4.321" in text and "0.00125" in text and "Protocol of these scores" in text and "9876" in text
+    # a file that is not what `ganforge eval` writes is left out, not shown half-read
+    (run / "eval.json").write_text("[1, 2]")
+    text = " ".join(_parse(write_report([run], tmp_path / "r.html")).text)
+    assert "Scores from ganforge eval" not in text and "9876" not in text

@@ -41,7 +41,7 @@ CONFIGS = {
         "nets": {r: {"name": "mlp", "hidden": 8, "depth": 1} for r in ("g_ab", "g_ba", "d_a", "d_b")},
     },
     "stargan": {
-        "data": {"name": "fmnist-domains", "transforms": ["identity", "invert", "vflip"], "limit": 60},
+        "data": {"name": "fmnist-domains", "transforms": ["identity", "invert", "fade"], "limit": 60},
         "game": {"name": "stargan"},
         "objective": {"name": "wgan-gp"},
         "nets": {"g": _G, "d": _D},
@@ -181,14 +181,59 @@ def test_recipes_resolve(recipe: str) -> None:
     assert cfg["game"]["name"] in ("cyclegan", "stargan", "srgan")
 
 
-def test_conditional_resnet_generator_sees_the_label() -> None:
+@pytest.mark.parametrize("label", ["channels", "shift"])
+def test_conditional_resnet_generator_sees_the_label(label: str) -> None:
     """A label tiled into constant maps before an instance norm would be erased; G(x, c) must depend on c."""
     from ganforge.nets.translation import ResnetGenerator
 
     torch.manual_seed(0)
-    g = ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), n_classes=3, ngf=4, n_blocks=1)
+    g = ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), n_classes=3, ngf=4, n_blocks=1, label=label)
     x = torch.randn(2, 1, 8, 8)
     outs = [g(x, torch.full((2,), k)) for k in range(3)]
     assert all((outs[i] - outs[j]).abs().max() > 1e-3 for i in range(3) for j in range(i))
     with pytest.raises(ValueError, match="conditional"):
         g(x)
+    with pytest.raises(ConfigError, match="label must be 'channels' or 'shift'"):
+        ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), n_classes=3, label="film")
+
+
+def test_label_channels_are_input_channels_zero_padded() -> None:
+    """StarGAN's G reads [image, K tiled one-hot maps]: the stem conv takes C + K channels, the maps are 1 on
+    the image and 0 in the padding frame (reflection-padding them instead would make the stem's response
+    constant, and the instance norm after it would erase the label)."""
+    from ganforge.nets.translation import ResnetGenerator
+
+    torch.manual_seed(0)
+    g = ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), n_classes=3, ngf=4, n_blocks=1)
+    conv = g.stem[0]
+    assert conv.in_channels == 1 + 3 and g.label_shift is None
+    seen = {}
+    conv.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0]))
+    x = torch.randn(2, 1, 8, 8)
+    g(x, torch.tensor([2, 0]))
+    xin = seen["x"]
+    assert xin.shape == (2, 4, 14, 14)
+    torch.testing.assert_close(xin[:, :1], torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect"))
+    frame = torch.zeros(14, 14)
+    frame[3:11, 3:11] = 1
+    torch.testing.assert_close(xin[0, 1:], torch.stack([0 * frame, 0 * frame, frame]))
+    torch.testing.assert_close(xin[1, 1:], torch.stack([frame, 0 * frame, 0 * frame]))
+    # the unconditional net (CycleGAN) has no label channels
+    assert ResnetGenerator(in_shape=(1, 8, 8), out_shape=(1, 8, 8), ngf=4, n_blocks=1).stem[0].in_channels == 1
+
+
+def test_shipped_recipes_identity_weight_suits_their_transform() -> None:
+    """The identity loss |G_ab(b) - b| contradicts a T that moves B: a fmnist recipe whose T is not the identity
+    must not weight it (tint changes the shape, so the game drops it anyway); folder recipes keep the paper's 5."""
+    from ganforge.data.domains import get_transform
+
+    for recipe in RECIPES:
+        cfg = load_config(recipe)
+        if cfg["game"]["name"] != "cyclegan":
+            continue
+        data = cfg["data"]
+        if data["name"] == "fmnist-unpaired":
+            t = get_transform(data["transform"])
+            assert t.channels(1) != 1 or cfg["game"]["identity"] == 0, recipe
+        else:
+            assert cfg["game"]["identity"] == 5.0, recipe

@@ -1,12 +1,15 @@
 """Benchmarks (not tests): `ganforge bench NAME [--quick] [--out FILE]`, each writing JSON + a markdown table."""
 
 from ganforge.bench import (  # noqa: F401
+    cyclegan_bench,  # noqa: F401  (issue 13: the CycleGAN recipes over seeds)
     faults,  # noqa: F401  (issue 8: fault drill)
     games_beyond,  # noqa: F401  (issue 7: cgan, ssgan, bigan, dann, adda)
     metrics_bench,
     overhead,
     speed,  # noqa: F401  (issue 8: DCGAN images/s with bf16, channels_last, compile)
+    stargan_bench,  # noqa: F401  (issue 13: the StarGAN recipe over seeds, beside a one-pair CycleGAN)
+    toy_frontier,  # noqa: F401  (issue 14: ring/grid recipes vs PacGAN's table, CPU-seconds)
     toy_modes,
-    translation,  # noqa: F401  (issue 7: cyclegan, stargan, srgan)
+    translation,  # noqa: F401  (issue 7: srgan; helpers of the translation benchmarks)
     unrolled,  # noqa: F401  (issue 4: plain vs unrolled GAN)
 )

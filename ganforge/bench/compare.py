@@ -311,13 +311,15 @@ def compare(config: str | Path, *, seeds: int, grid: list[str], out: str | Path,
     summarise(table_cells, found)
     import torch
 
+    from ganforge.bench.jobs import machine_line
     from ganforge.bench.speed import cpu_name
 
     table = {"benchmark": "compare", "config": str(config), "seeds": seeds, "grid": [[k, v] for k, v in parsed],
              "metrics": found, "alpha": ALPHA, "test": TEST_NAME, "ci": "95 % Student t over seeds, ddof=1",
              "cells": table_cells, "seconds": round(time.time() - t0, 1),  # this invocation (skips are fast)
              "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                         "torch": torch.__version__, "processor": cpu_name()}}
+                         "torch": torch.__version__, "processor": cpu_name(),
+                         "threads": torch.get_num_threads(), "line": machine_line()}}
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(table, indent=1) + "\n")
     (out / "compare.md").write_text(markdown(table))
@@ -370,5 +372,6 @@ def markdown(table: dict) -> str:
               f"*: differs from the reference at p < {table['alpha']} by a {table['test']}; two cells that both "
               f"have zero variance count as different when their means differ. No correction for multiple "
               f"comparisons. Training wall time {train:.0f} s summed over the runs (shared CPU), "
-              f"on {table['machine']['processor']}, torch {table['machine']['torch']}.", ""]
+              f"on {table['machine']['processor']}, torch {table['machine']['torch']}, "
+              f"{table['machine'].get('threads', '?')} thread(s) per run.", ""]
     return "\n".join(lines)

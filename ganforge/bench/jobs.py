@@ -63,3 +63,24 @@ def seed_cells(jobs: list[dict], runs: list[dict], by: tuple[str, str],
             cell.update({m: mean_std([r.get(m) for r in rs]) for m in metrics})
             cells.append(cell)
     return cells
+
+
+def machine_line(threads: int | None = None) -> str:
+    """The machine line every benchmark records: architecture, the CPUs this process may use, torch, the
+    thread count it ran with (default: torch's current one) and the load average (the CPU may be shared)."""
+    import os
+    import platform
+
+    import torch
+
+    from ganforge.training.threads import available_cpus
+
+    n = torch.get_num_threads() if threads is None else threads
+    cpus, total = available_cpus(), os.cpu_count()
+    where = f"{cpus} of {total} CPUs available to the process" if cpus and cpus != total else f"{total} CPUs"
+    try:
+        load = f", load average {os.getloadavg()[0]:.1f}"
+    except (AttributeError, OSError):
+        load = ""
+    return (f"{platform.machine()}, {where}, torch {torch.__version__}, {n} thread{'s' if n != 1 else ''}"
+            f"{load}")

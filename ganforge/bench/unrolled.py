@@ -15,8 +15,6 @@ KL of the mode histogram, and each run's wall time. Runs go two at a time, one t
 from __future__ import annotations
 
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ganforge.bench.jobs import partial_path, run_jobs, seed_cells
+from ganforge.bench.jobs import machine_line, partial_path, run_jobs, seed_cells
 from ganforge.bench.toy_modes import PUBLISHED, _ms
 from ganforge.registry import BENCHMARKS
 
@@ -84,8 +82,8 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     result = {
         "benchmark": "unrolled",
         "quick": quick,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, torch {torch.__version__}; "
-                   f"{workers} runs at a time, 1 thread each",
+        "machine": machine_line(1) + f"; {workers} runs at a time, 1 thread each",
+        "threads": 1,
         "setup": {"steps": jobs[0]["steps"], "batch_size": jobs[0]["batch_size"], "objective": "ns",
                   "nets": "G, D: MLP 2x128 (ReLU / LeakyReLU 0.2), no batch norm; z_dim 16",
                   "optim": "Adam lr 5e-4, betas (0.5, 0.999), 1 critic step per generator step",

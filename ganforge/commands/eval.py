@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,10 @@ def register(sub) -> None:
                    help="resolution of a named reference (default: the samples' own, so both sides go "
                         "through the same conversion)")
     p.add_argument("--no-ema", action="store_true", help="use a run's raw generator, not its EMA copy")
-    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=500, help="images per forward pass of the extractor (default 500)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--no-cache", action="store_true", help="recompute reference features (no disk cache)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="recompute reference features and decode the reference data again (no disk caches)")
     p.set_defaults(run=run)
 
 
@@ -87,8 +90,8 @@ def _parse_range(text: str) -> tuple[float, float]:
         lo, hi = (float(v) for v in text.split(","))
     except ValueError:
         raise ConfigError(f"--range must be 'lo,hi' (e.g. -1,1 or 0,1 or 0,255), got {text!r}") from None
-    if not hi > lo:
-        raise ConfigError(f"--range needs lo < hi, got {text!r}")
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not hi > lo:
+        raise ConfigError(f"--range needs lo < hi, both finite numbers; got {text!r}")
     return lo, hi
 
 
@@ -145,6 +148,8 @@ def _resolve_ref(args, fake, default) -> tuple[Any, dict[str, Any] | None, str]:
         ref, params = "fmnist-test", None
     params = dict(params or {})
     name = ref.rpartition("-")[0]
+    if args.no_cache and name in DATASETS and "cache" in DATASETS.params(name):
+        params["cache"] = False  # --no-cache bypasses every disk cache, the decoded data's too
     if name in DATASETS and "resolution" in DATASETS.params(name):
         if args.ref_resolution is not None:
             params["resolution"] = args.ref_resolution
@@ -174,6 +179,8 @@ def run(args: argparse.Namespace) -> int:
     if args.n < 2 or args.batch_size < 1:
         raise ConfigError(f"--n must be >= 2 and --batch-size >= 1, got {args.n} and {args.batch_size}")
     lo, hi = _parse_range(args.value_range)
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the path of a .json file to write")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"--device {device}: CUDA is not available here; use --device cpu (or auto)")
@@ -181,6 +188,12 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise ConfigError(f"{src} not found. Give a run directory (with checkpoints/), a checkpoint .pt, "
                           "a folder of .png/.jpg images, or a .npy array of images")
+    run_dir = src if is_run(src) and src.is_dir() else None
+    out_path = Path(args.out) if args.out else (src / "eval.json" if run_dir is not None else None)
+    if out_path is not None and run_dir is not None and _in_folder(out_path, run_dir):
+        from ganforge import rundir
+
+        rundir.check(run_dir, out_path)  # a link in the run folder: refused before the scores are computed
     default = None
     if is_run(src):
         fake, source, default = _from_run(src, args.n, args.seed, not args.no_ema, device)
@@ -199,15 +212,41 @@ def run(args: argparse.Namespace) -> int:
     if fake.is_floating_point():
         protocol["fake_out_of_range"] = float(((fake < lo) | (fake > hi)).float().mean())
     record = {"source": source, "scores": out, "protocol": protocol}
-    out_path = Path(args.out) if args.out else (src / "eval.json" if source["kind"] == "run" and src.is_dir()
-                                                else None)
     if out_path is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        out_path.write_text(json.dumps(record, indent=2) + "\n")
+        _write_record(out_path, record, run_dir)
     print(format_table(record))
     if out_path is not None:
         print(f"wrote {out_path}")
     return 0
+
+
+def _in_folder(path: Path, folder: Path) -> bool:
+    """Whether ``path`` names a file directly in ``folder`` (its last component not followed)."""
+    return path.absolute().parent.resolve() == folder.resolve()
+
+
+def _write_record(path: Path, record: dict[str, Any], run_dir: Path | None) -> None:
+    """Write the JSON record: through ``rundir`` (no links followed) inside a run folder, else by a temporary
+    file and a rename. A failure keeps the scores: they are in the error message."""
+    from ganforge import rundir
+
+    text = json.dumps(record, indent=2) + "\n"
+    try:
+        if run_dir is not None and _in_folder(path, run_dir):
+            rundir.write_text(run_dir, path, text)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except (OSError, ConfigError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise ConfigError(f"cannot write the scores to {path}: {why}; pick another --out (the scores were:\n"
+                          + format_table(record) + ")") from None
 
 
 def format_table(record: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@ def register(sub) -> None:
                        description="Write model.safetensors, config.yaml and manifest.json; load them with "
                                    "ganforge.load(DIR), which samples, interpolates and encodes.")
     p.add_argument("run_dir", help="run directory (its newest readable checkpoint) or a checkpoint file")
-    p.add_argument("--out", required=True, help="folder to write (created if missing)")
+    p.add_argument("--out", required=True,
+                   help="folder to write: new, empty, or an earlier export (replaced); never a folder of other files")
     p.add_argument("--no-ema", action="store_true", help="export the raw generator weights, not the EMA copy")
     p.set_defaults(run=_run)
 

@@ -85,7 +85,12 @@ class BatchStream:
             raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         self.rank, self.world_size = rank, world_size
         if drop_last and batch_size > len(data):
-            raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(data)} samples)")
+            # Not clamped: a silently smaller batch would change the run's meaning (and its learning dynamics).
+            from ganforge.errors import ConfigError
+
+            raise ConfigError(f"train.batch_size {batch_size} is larger than the dataset {data.name!r} "
+                              f"({len(data)} samples); set --train.batch_size to at most {len(data)} "
+                              "or give the data more samples")
         self.data = data
         self.batch_size = batch_size
         self.seed = seed

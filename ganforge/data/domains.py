@@ -2,9 +2,11 @@
 
 Offline there are no photo sets, so translation is scored on domains built by
 a *known* transform T: the true translation T(a) of every test image is known,
-and so is the way back T^-1. Every transform and its inverse live in
-``TRANSFORMS``; a spec may chain them with ``+`` ("invert+rot90" = rot90 after
-invert). Transforms act on uint8 images in [0, 255] or float images in
+and so is the way back T^-1. The recipes ship colour/intensity maps a
+convolutional generator can represent (invert, fade, tint); the geometric ones
+stay for users, but a ResNet generator did not learn a global rotation or
+flip. Every transform and its inverse live in ``TRANSFORMS``; a spec may chain
+them with ``+`` ("invert+rot90" = rot90 after invert). Transforms act on uint8 images in [0, 255] or float images in
 [-1, 1] (what generators emit), shape (N, C, H, W).
 
 Datasets registered here:
@@ -30,6 +32,7 @@ from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
 TINT = (255, 170, 85)  # RGB of white under the "tint" transform; R = 255 keeps the grey level exactly
+FADE = (0.25, 0.5)  # "fade": v -> 0.25 + 0.5 v on [0, 1]: half the contrast, black lifted to a dark grey
 
 
 def _colour(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -55,6 +58,15 @@ def _untint(u: torch.Tensor) -> torch.Tensor:
         raise ConfigError(f"the inverse of 'tint' takes RGB images (3 channels); got {u.shape[1]} channels")
     t = u.new_tensor(TINT).view(1, 3, 1, 1) / 255.0
     return (u * t).sum(1, keepdim=True) / (t * t).sum()
+
+
+def _fade(u: torch.Tensor) -> torch.Tensor:
+    return FADE[0] + FADE[1] * u
+
+
+def _unfade(u: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``fade``, clamped to [0, 1] (generated images may leave the faded range)."""
+    return ((u - FADE[0]) / FADE[1]).clamp(0, 1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,8 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
               help="swap rows and columns"),
     Transform("tint", _colour(_tint), _colour(_untint), channels=lambda c: 3,
               help=f"grey -> RGB with white at {TINT} (1 -> 3 channels)"),
+    Transform("fade", _colour(_fade), _colour(_unfade),
+              help=f"half the contrast: v -> {FADE[0]} + {FADE[1]} v (uint8: the inverse is exact to 1 level)"),
 )}
 
 
@@ -118,8 +132,8 @@ def get_transform(spec: str) -> Transform:
     return Transform(spec, fwd, inv, channels, help=" then ".join(t.help for t in ts))
 
 
-def _fmnist(split: str, limit: int | None, resolution: int) -> Dataset:
-    return DATASETS.build("fmnist", split=split, limit=limit, resolution=resolution)
+def _fmnist(split: str, limit: int | None, resolution: int, cache: bool = True) -> Dataset:
+    return DATASETS.build("fmnist", split=split, limit=limit, resolution=resolution, cache=cache)
 
 
 def _check_limit(limit: int | None, need: int, what: str) -> None:
@@ -129,11 +143,11 @@ def _check_limit(limit: int | None, need: int, what: str) -> None:
 
 @DATASETS.register("fmnist-unpaired")
 def fmnist_unpaired(*, transform: str = "invert", split: str = "train", limit: int | None = None,
-                    resolution: int = 28) -> Dataset:
+                    resolution: int = 28, cache: bool = True) -> Dataset:
     """Unpaired A = Fashion-MNIST (first half), B = T(Fashion-MNIST) (second half) for a known transform T."""
     t = get_transform(transform)
     _check_limit(limit, 2, "fmnist-unpaired")
-    src = _fmnist(split, limit, resolution)
+    src = _fmnist(split, limit, resolution, cache)
     h = len(src) // 2
     a = Dataset("fmnist", src.x[:h], src.y[:h], 10, class_names=src.class_names, info={"split": split})
     b = Dataset(f"T(fmnist)[{transform}]", t(src.x[h:2 * h]), src.y[h:2 * h], 10, class_names=src.class_names,
@@ -143,8 +157,8 @@ def fmnist_unpaired(*, transform: str = "invert", split: str = "train", limit: i
 
 
 @DATASETS.register("fmnist-domains")
-def fmnist_domains(*, transforms: list[str] = ("identity", "invert", "rot90", "vflip"), split: str = "train",
-                   limit: int | None = None, resolution: int = 28) -> Dataset:
+def fmnist_domains(*, transforms: list[str] = ("identity", "invert", "fade"), split: str = "train",
+                   limit: int | None = None, resolution: int = 28, cache: bool = True) -> Dataset:
     """Several transforms of Fashion-MNIST as domains (disjoint slices; label = domain; garment in info)."""
     names = list(transforms)
     if len(names) < 2 or len(set(names)) != len(names):
@@ -154,7 +168,7 @@ def fmnist_domains(*, transforms: list[str] = ("identity", "invert", "rot90", "v
         raise ConfigError(f"fmnist-domains: all domains must have the same channel count; got "
                           f"{ {n: t.channels(1) for n, t in zip(names, ts, strict=True)} }")
     _check_limit(limit, len(names), "fmnist-domains")
-    src = _fmnist(split, limit, resolution)
+    src = _fmnist(split, limit, resolution, cache)
     k = len(names)
     n = len(src) // k * k
     dom = torch.arange(n) % k
@@ -199,10 +213,11 @@ def _check_scale(scale: int) -> None:
 
 
 @DATASETS.register("fmnist-sr")
-def fmnist_sr(*, scale: int = 4, split: str = "train", limit: int | None = None, resolution: int = 28) -> Dataset:
+def fmnist_sr(*, scale: int = 4, split: str = "train", limit: int | None = None, resolution: int = 28,
+              cache: bool = True) -> Dataset:
     """Paired super-resolution: HR Fashion-MNIST and its bicubic downsampling by ``scale`` (batch["lr"])."""
     _check_scale(scale)
-    src = _fmnist(split, limit, resolution)
+    src = _fmnist(split, limit, resolution, cache)
     return _sr_dataset(f"fmnist-sr[x{scale}]", src.x, downsample(src.x, scale), scale, src.y, src.class_names,
                        {"split": split})
 
@@ -211,33 +226,34 @@ def fmnist_sr(*, scale: int = 4, split: str = "train", limit: int | None = None,
 # These build on the ``folder`` source (ganforge.data.images): recursive scan, Pillow decoding, centre crop,
 # the decoded-array cache. They only arrange folders into the shapes the translation games read.
 def _folder(root: str, what: str, *, resolution: int, channels: int | None, labels: bool = False,
-            limit: int | None = None) -> Dataset:
+            limit: int | None = None, cache: bool = True) -> Dataset:
     if not root:
         raise ConfigError(f"{what} needs a folder path")
     try:
         return DATASETS.build("folder", root=root, resolution=resolution, channels=channels, labels=labels,
-                              limit=limit)
+                              limit=limit, cache=cache)
     except ConfigError as e:
         raise ConfigError(f"{what}: {e}") from None
 
 
 @DATASETS.register("unpaired-folders")
 def unpaired_folders(*, a: str = "", b: str = "", resolution: int = 64, channels: int | None = 3,
-                     limit: int | None = None) -> Dataset:
+                     limit: int | None = None, cache: bool = True) -> Dataset:
     """Two unpaired image folders (CycleGAN's trainA/trainB): part a from ``a``, part b from ``b``."""
     if not a or not b:
         raise ConfigError("unpaired-folders needs a and b, e.g. data: {name: unpaired-folders, a: photos/trainA, "
                           "b: photos/trainB}")
-    da = _folder(a, "unpaired-folders a", resolution=resolution, channels=channels, limit=limit)
-    db = _folder(b, "unpaired-folders b", resolution=resolution, channels=channels, limit=limit)
+    da = _folder(a, "unpaired-folders a", resolution=resolution, channels=channels, limit=limit, cache=cache)
+    db = _folder(b, "unpaired-folders b", resolution=resolution, channels=channels, limit=limit, cache=cache)
     return Dataset(f"unpaired-folders({Path(a).name},{Path(b).name})", da.x, info={"parts": {"a": da, "b": db}})
 
 
 @DATASETS.register("domain-folders")
 def domain_folders(*, root: str = "", resolution: int = 64, channels: int | None = 3,
-                   limit: int | None = None) -> Dataset:
+                   limit: int | None = None, cache: bool = True) -> Dataset:
     """A folder per domain under ``root`` (StarGAN): label = domain index in sorted subfolder order."""
-    d = _folder(root, "domain-folders", resolution=resolution, channels=channels, labels=True, limit=limit)
+    d = _folder(root, "domain-folders", resolution=resolution, channels=channels, labels=True, limit=limit,
+                cache=cache)
     if d.y is None or d.n_classes < 2:
         raise ConfigError(f"domain-folders: {root} must hold at least 2 subfolders (one per domain) and no images "
                           "directly inside it")
@@ -247,14 +263,14 @@ def domain_folders(*, root: str = "", resolution: int = 64, channels: int | None
 
 @DATASETS.register("sr-folder")
 def sr_folder(*, hr: str = "", lr: str | None = None, scale: int = 4, resolution: int = 64,
-              channels: int | None = 3, limit: int | None = None) -> Dataset:
+              channels: int | None = 3, limit: int | None = None, cache: bool = True) -> Dataset:
     """Paired super-resolution from a folder of HR images; LR from folder ``lr`` (same file names) or bicubic."""
     from ganforge.data.images import scan_folder
 
     _check_scale(scale)
     if resolution % scale:
         raise ConfigError(f"sr-folder: resolution {resolution} must be divisible by scale {scale}")
-    high = _folder(hr, "sr-folder hr", resolution=resolution, channels=channels, limit=limit)
+    high = _folder(hr, "sr-folder hr", resolution=resolution, channels=channels, limit=limit, cache=cache)
     if lr is None:
         low = downsample(high.x, scale)
     else:
@@ -264,7 +280,8 @@ def sr_folder(*, hr: str = "", lr: str | None = None, scale: int = 4, resolution
             missing = sorted(set(names) - set(lr_names)) or sorted(set(lr_names) - set(names))
             raise ConfigError(f"sr-folder: the HR and LR folders must hold the same file names; "
                               f"{len(missing)} differ, e.g. {missing[0] if missing else '(order)'}")
-        low = _folder(lr, "sr-folder lr", resolution=resolution // scale, channels=channels, limit=limit).x
+        low = _folder(lr, "sr-folder lr", resolution=resolution // scale, channels=channels, limit=limit,
+                      cache=cache).x
         if len(low) != len(high):
             raise ConfigError(f"sr-folder: {len(high)} readable HR images but {len(low)} LR images")
     return _sr_dataset(f"sr-folder({Path(hr).name}, x{scale})", high.x, low, scale, info={"root": hr})

@@ -11,6 +11,9 @@ Where the four files are looked for, in order:
 Each file may be gzipped (``.gz``) or raw. The decoded uint8 arrays are cached
 as ``.npy`` in the cache directory (key: split, resolution and the source
 file's size and mtime), so a second load costs a memory map, not a gunzip.
+``$GANFORGE_CACHE`` moves the cache directory (to ``$GANFORGE_CACHE/fmnist``);
+``cache=False`` (``--data.cache=false``) neither reads nor writes the arrays; a
+damaged cached array (unreadable, wrong dtype or shape) is rebuilt with a warning.
 
 Resolution: 28 is native. Any other resolution is a Pillow *bilinear resize*
 of each image (not padding), so 32 means the garment fills the 32x32 frame.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
 import os
 import tempfile
 import urllib.request
@@ -29,6 +33,8 @@ import numpy as np
 import torch
 
 from ganforge.data.base import Dataset
+from ganforge.data.cache import cache_root
+from ganforge.data.npy import read_npy
 from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
@@ -40,14 +46,15 @@ FILES = {
 ALL_FILES = [f + ".gz" for pair in FILES.values() for f in pair]
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+log = logging.getLogger("ganforge")
 
 # IDX type codes (third byte of the magic number) -> numpy dtype (big-endian).
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def cache_dir() -> Path:
-    """Where downloads and decoded ``.npy`` arrays go (``~/.cache/ganforge/fmnist``)."""
-    return Path(os.path.expanduser("~")) / ".cache" / "ganforge" / "fmnist"
+    """Where downloads and decoded ``.npy`` arrays go (``$GANFORGE_CACHE/fmnist`` or ``~/.cache/ganforge/fmnist``)."""
+    return cache_root() / "fmnist"
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
@@ -95,6 +102,9 @@ def _find(base: Path, stem: str) -> Path | None:
 
 def _candidate_dirs(root: str | None) -> list[Path]:
     if root is not None:
+        if Path(root).expanduser().is_file():
+            raise ConfigError(f"Fashion-MNIST root {root} is a file; set --data.root to the folder that holds the "
+                              f"IDX files ({', '.join(ALL_FILES[:2])}, ...)")
         return [Path(root).expanduser()]  # an explicit root is the only place looked at
     dirs = []
     if os.environ.get("GANFORGE_FMNIST"):
@@ -151,31 +161,64 @@ def _resize(x: np.ndarray, res: int) -> np.ndarray:
     return out
 
 
-def load_arrays(split: str = "train", resolution: int = 28, root: str | None = None, download: bool = False):
-    """Decoded ``(images uint8 (N, R, R), labels int64 (N,))``, through the ``.npy`` cache."""
+def _read_cached(x_path: Path, y_path: Path, resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The cached arrays, or None (with a warning when they exist but are damaged: they get rebuilt)."""
+    if not (x_path.is_file() and y_path.is_file()):
+        return None
+    try:
+        x, y = read_npy(x_path), read_npy(y_path)
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (resolution, resolution):
+            why = f"images {x.dtype} {x.shape}, expected uint8 (N, {resolution}, {resolution})"
+        elif y.dtype != np.int64 or y.shape != (len(x),) or (len(y) and (y.min() < 0 or y.max() > 9)):
+            why = f"labels {y.dtype} {y.shape}, expected {len(x)} int64 labels in 0..9"
+        else:
+            return x, y
+    except (OSError, ValueError, EOFError) as e:
+        why = f"{type(e).__name__}: {str(e)[:120]}"
+    log.warning("the decoded Fashion-MNIST cache %s is damaged (%s); rebuilding it from the IDX files "
+                "(--data.cache=false skips the cache)", x_path.parent, why)
+    return None
+
+
+def load_arrays(split: str = "train", resolution: int = 28, root: str | None = None, download: bool = False,
+                cache: bool = True):
+    """Decoded ``(images uint8 (N, R, R), labels int64 (N,))``, through the ``.npy`` cache unless ``cache=False``."""
     img_path, lab_path = locate(split, root, download)
     st = img_path.stat()
     key = hashlib.sha256(f"{img_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     cdir = cache_dir()
     x_cache, y_cache = cdir / f"{split}-{resolution}-{key}-x.npy", cdir / f"{split}-{key}-y.npy"
-    if x_cache.is_file() and y_cache.is_file():
-        return np.load(x_cache), np.load(y_cache)
+    hit = _read_cached(x_cache, y_cache, resolution) if cache else None
+    if hit is not None:
+        return hit
     x, y = read_idx(img_path), read_idx(lab_path).astype(np.int64)
     if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
         raise ConfigError(f"{img_path} / {lab_path}: expected images (N, 28, 28) and labels (N,), "
                           f"got {x.shape}, {y.shape}")
     if resolution != x.shape[1]:
         x = _resize(x, resolution)
-    try:  # the cache is an optimisation: a read-only home must not break loading
+    if cache:
+        _write_cache(cdir, ((x_cache, x), (y_cache, y)))
+    return x, y
+
+
+def _write_cache(cdir: Path, items) -> None:
+    """Atomic writes; the cache is an optimisation, so a read-only or full disk only logs a warning."""
+    tmp = None
+    try:
         cdir.mkdir(parents=True, exist_ok=True)
-        for path, arr in ((x_cache, x), (y_cache, y)):
-            fd, tmp = tempfile.mkstemp(dir=cdir, suffix=".npy")
+        for path, arr in items:
+            fd, tmp = tempfile.mkstemp(dir=cdir, suffix=".npy.part")
             with os.fdopen(fd, "wb") as fh:
                 np.save(fh, arr)
             os.replace(tmp, path)
-    except OSError:
-        pass
-    return x, y
+            tmp = None
+    except OSError as e:
+        log.warning("could not write the Fashion-MNIST cache in %s (%s); continuing without it", cdir,
+                    e.strerror or e)
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 @DATASETS.register("fmnist")
@@ -186,15 +229,19 @@ def fmnist(
     root: str | None = None,
     download: bool = False,
     limit: int | None = None,
+    cache: bool = True,
 ) -> Dataset:
-    """Fashion-MNIST, 10 classes of 28x28 grey garments (60k train / 10k test); IDX files, offline first."""
+    """Fashion-MNIST, 10 classes of 28x28 grey garments (60k train / 10k test); IDX files, offline first.
+
+    cache: false neither reads nor writes the decoded-array cache.
+    """
     if split not in FILES:
         raise ConfigError(f"fmnist split must be one of {sorted(FILES)}, got {split!r}")
     if not isinstance(resolution, int) or not 4 <= resolution <= 1024:
         raise ConfigError(f"fmnist resolution must be an int in [4, 1024] (28 is native), got {resolution!r}")
     if limit is not None and limit < 1:
         raise ConfigError(f"fmnist limit must be >= 1 or None, got {limit}")
-    x, y = load_arrays(split, resolution, root, download)
+    x, y = load_arrays(split, resolution, root, download, cache)
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return Dataset(

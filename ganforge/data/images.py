@@ -5,9 +5,14 @@ configured resolution, ``y`` int64 labels where there are any, class names;
 ``Dataset.to_model`` maps a batch to [-1, 1]. Decoding happens once: the
 uint8 arrays are cached as ``.npz`` in ``~/.cache/ganforge/<source>/``, keyed
 by the source path, its files' sizes and mtimes, and every option that changes
-the pixels (resolution, channels, crop). Loading never executes code: CIFAR's
-pickled batches go through an unpickler that admits only numpy's array
-reconstruction.
+the pixels (resolution, channels, crop); see ``ganforge.data.cache`` (where
+``$GANFORGE_CACHE`` moves it, ``cache=False`` bypasses it, a damaged file is
+rebuilt). Loading never executes code: CIFAR's pickled batches go through an
+unpickler that admits only numpy's array reconstruction.
+
+Hostile or broken image files in a folder (zero bytes, truncated, not an
+image, a decompression bomb over ``MAX_PIXELS``) are skipped, and one warning
+says how many and which; a folder with no readable image is a ConfigError.
 
 Resizing: a centre crop to the target aspect ratio, then a Pillow bilinear
 (anti-aliased) resize; ``crop="none"`` stretches instead.
@@ -15,19 +20,22 @@ Resizing: a centre crop to the target aspect ratio, then a Pillow bilinear
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import pickle
-import tempfile
-from collections.abc import Callable
+import struct
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ganforge.data.base import Dataset
+from ganforge.data.cache import cache_root, cached, image_check
 from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
@@ -38,11 +46,9 @@ CROPS = ("center", "none")
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-
-
-def cache_root() -> Path:
-    """``~/.cache/ganforge``: decoded arrays of every source live in a subfolder per source."""
-    return Path(os.path.expanduser("~")) / ".cache" / "ganforge"
+# Images with more pixels than this (about 8000 x 8000) are skipped unread: decoding a small file that claims
+# a huge size (a decompression bomb) would take gigabytes of memory. Pillow's own limit is 89M (warning) / 179M.
+MAX_PIXELS = 64_000_000
 
 
 # ------------------------------------------------------------------------------ common
@@ -84,31 +90,6 @@ def _key(*parts: object) -> str:
     return hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()[:16]
 
 
-def cached(source: str, key: str, build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """The arrays ``build()`` returns, decoded once and kept in ``~/.cache/ganforge/<source>/<key>.npz``.
-
-    Read back with ``allow_pickle=False``; an unreadable or read-only cache
-    only costs a rebuild.
-    """
-    path = cache_root() / source / f"{key}.npz"
-    if path.is_file():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return {k: f[k] for k in f.files}
-        except (OSError, ValueError):
-            log.warning("ignoring unreadable cache file %s", path)
-    arrays = build()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.part")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    return arrays
-
-
 def _dataset(name: str, arrays: dict[str, np.ndarray], limit: int | None, info: dict) -> Dataset:
     x, y = arrays["x"], arrays.get("y")
     names = [str(s) for s in arrays["names"]] if "names" in arrays and len(arrays["names"]) else None
@@ -127,11 +108,11 @@ def _dataset(name: str, arrays: dict[str, np.ndarray], limit: int | None, info: 
 
 # ------------------------------------------------------------------------------ digits
 @DATASETS.register("digits")
-def digits(*, resolution: int = 8, split: str = "all", limit: int | None = None) -> Dataset:
+def digits(*, resolution: int = 8, split: str = "all", limit: int | None = None, cache: bool = True) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes), no download.
 
     Pixel values 0..16 are scaled to 0..255. split: "all", or "train" / "test"
-    (every 6th image is test: 1,498 / 299).
+    (every 6th image is test: 1,498 / 299). cache: false skips the decoded-array cache.
     """
     _check_common("digits", resolution, limit)
     if split not in ("all", "train", "test"):
@@ -147,7 +128,8 @@ def digits(*, resolution: int = 8, split: str = "all", limit: int | None = None)
         return {"x": resize_images(x, resolution), "y": bunch.target.astype(np.int64),
                 "names": np.array([str(i) for i in range(10)])}
 
-    arrays = dict(cached("digits", _key(src, stamp, resolution), build))
+    arrays = dict(cached("digits", _key(src, stamp, resolution), build, check=image_check(resolution, 1),
+                         enabled=cache))
     if split != "all":
         test = np.arange(len(arrays["x"])) % 6 == 5
         keep = test if split == "test" else ~test
@@ -259,11 +241,11 @@ def _read_cifar(files: list[Path]) -> dict[str, np.ndarray]:
 
 @DATASETS.register("cifar10")
 def cifar10(*, root: str | None = None, split: str = "train", resolution: int = 32, crop: str = "center",
-            limit: int | None = None) -> Dataset:
+            limit: int | None = None, cache: bool = True) -> Dataset:
     """CIFAR-10 (Krizhevsky 2009): 32x32 RGB, 10 classes, from its python batches in a folder (50k / 10k).
 
     Looked for in ``root``, else ``$GANFORGE_CIFAR10``, else ``~/.cache/ganforge/cifar10`` (each also
-    with the archive's ``cifar-10-batches-py`` subfolder).
+    with the archive's ``cifar-10-batches-py`` subfolder). cache: false skips the decoded-array cache.
     """
     _check_common("cifar10", resolution, limit)
     if split not in CIFAR_FILES:
@@ -278,7 +260,7 @@ def cifar10(*, root: str | None = None, split: str = "train", resolution: int = 
         arrays["x"] = resize_images(arrays["x"], resolution, crop)
         return arrays
 
-    arrays = cached("cifar10", _key(stamp, resolution, crop), build)
+    arrays = cached("cifar10", _key(stamp, resolution, crop), build, check=image_check(resolution, 3), enabled=cache)
     return _dataset("cifar10", arrays, limit, {"split": split, "resolution": resolution,
                                                "source": str(files[0].parent)})
 
@@ -298,26 +280,74 @@ def scan_folder(root: Path) -> tuple[list[Path], list[str] | None]:
     return files, classes
 
 
-def _decode_folder(root: Path, files: list[Path], classes: list[str] | None, resolution: int, channels: int | None,
-                   crop: str) -> dict[str, np.ndarray]:
+@contextlib.contextmanager
+def open_image(path: Path):
+    """A decoded PIL image, refused before decoding when it has more than ``MAX_PIXELS`` pixels.
+
+    Raises one of ``bad_image_errors()`` for a file that is not a readable image of sane size.
+    """
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 89M and 179M
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels, over the limit of "
+                                                   f"{MAX_PIXELS:,} (a decompression bomb?)")
+            im.load()
+            yield im
+
+
+def read_image(path: Path, resolution: int, crop: str):
+    """(RGB PIL image fitted to resolution x resolution, whether the file is greyscale); see ``open_image``."""
+    with open_image(path) as im:
+        grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        return _fit(im.convert("RGB"), resolution, crop), grey
+
+
+def bad_image_errors() -> tuple[type[BaseException], ...]:
+    """What Pillow raises for zero-byte, truncated, corrupt, non-image and oversized files."""
     from PIL import Image, UnidentifiedImageError
 
-    images, labels, modes = [], [], []
+    return (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
+            Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+def _why(path: Path, e: BaseException) -> str:
+    try:
+        if path.stat().st_size == 0:
+            return "empty file"
+    except OSError:
+        pass
+    return ((str(e) or type(e).__name__).splitlines() or [""])[0][:100]
+
+
+def report_skipped(skipped: list[tuple[Path, str]], total: int, root: Path) -> None:
+    """One warning for every unreadable file of a folder: how many, and the first few with why."""
+    if skipped:
+        shown = "; ".join(f"{f.name} ({why})" for f, why in skipped[:3]) + ("; ..." if len(skipped) > 3 else "")
+        log.warning("skipped %d of %d image files under %s that are not readable images: %s",
+                    len(skipped), total, root, shown)
+
+
+def _decode_folder(root: Path, files: list[Path], classes: list[str] | None, resolution: int, channels: int | None,
+                   crop: str) -> dict[str, np.ndarray]:
+    bad = bad_image_errors()
+    images, labels, modes, skipped = [], [], [], []
     for f in files:
         try:
-            with Image.open(f) as im:
-                im.load()
-                grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-                images.append(_fit(im.convert("RGB"), resolution, crop))
-                modes.append(grey)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            log.warning("skipping unreadable image %s: %s", f, e)
+            im, grey = read_image(f, resolution, crop)
+        except bad as e:
+            skipped.append((f, _why(f, e)))
             continue
+        images.append(im)
+        modes.append(grey)
         if classes is not None:
             labels.append(classes.index(f.relative_to(root).parts[0]))
     if not images:
-        raise ConfigError(f"no readable images under {root} ({len(files)} files with image suffixes "
-                          f"{', '.join(IMAGE_SUFFIXES)})")
+        raise ConfigError(f"no readable images under {root}: all {len(files)} files with image suffixes failed to "
+                          f"decode (e.g. {skipped[0][0].name}: {skipped[0][1]}). Give a folder of PNG/JPEG images")
+    report_skipped(skipped, len(files), root)
     c = channels if channels is not None else (1 if all(modes) else 3)
     if c == 1:
         x = np.stack([np.asarray(im.convert("L")) for im in images])[:, None]
@@ -331,12 +361,13 @@ def _decode_folder(root: Path, files: list[Path], classes: list[str] | None, res
 
 @DATASETS.register("folder")
 def folder(*, root: str | None = None, resolution: int = 64, channels: int | None = None, crop: str = "center",
-           labels: bool = True, limit: int | None = None) -> Dataset:
+           labels: bool = True, limit: int | None = None, cache: bool = True) -> Dataset:
     """Any folder of images, searched recursively; class subfolders become labels.
 
     root: the folder (set it with --data.root=DIR). channels: 1 (grey), 3 (RGB)
     or null (grey when every image is grey). crop: "center" (square centre crop,
-    then resize) or "none" (stretch). labels: false ignores class subfolders.
+    then resize) or "none" (stretch). labels: false ignores class subfolders. cache: false skips the
+    decoded-array cache. Unreadable files are skipped with one warning.
     """
     _check_common("folder", resolution, limit)
     if root is None:
@@ -348,7 +379,8 @@ def folder(*, root: str | None = None, resolution: int = 64, channels: int | Non
         raise ConfigError(f"folder crop must be one of {', '.join(CROPS)}; got {crop!r}")
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise ConfigError(f"image folder {base} does not exist or is not a folder (set --data.root=DIR)")
+        what = "it is a file" if base.exists() else "nothing is there"
+        raise ConfigError(f"image folder {base} does not exist or is not a folder (set --data.root=DIR): {what}")
     files, classes = scan_folder(base)
     if not files:
         raise ConfigError(f"no images under {base}. Image files end in {', '.join(IMAGE_SUFFIXES)} "
@@ -357,5 +389,6 @@ def folder(*, root: str | None = None, resolution: int = 64, channels: int | Non
         classes = None
     stamp = [(str(f.relative_to(base)), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
     key = _key(base.resolve(), stamp, resolution, channels, crop, classes)
-    arrays = cached("folder", key, lambda: _decode_folder(base, files, classes, resolution, channels, crop))
+    arrays = cached("folder", key, lambda: _decode_folder(base, files, classes, resolution, channels, crop),
+                    check=image_check(resolution, channels), enabled=cache)
     return _dataset("folder", arrays, limit, {"resolution": resolution, "source": str(base)})

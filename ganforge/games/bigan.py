@@ -11,6 +11,19 @@ paper's joint discriminator (Donahue et al. 2017, appendix; ALI's D(x, z)):
 z goes through a small MLP, and a joint MLP head scores the concatenation;
 ``nets.e`` maps the image to z (conv-encoder) and ``nets.g`` z to the image
 (dcgan).
+
+``rec_weight`` > 0 adds ALICE's explicit cycle-consistency term (Li et al. 2017,
+"ALICE: Towards understanding adversarial learning for joint distribution
+matching": conditional entropy regularisation in its explicit form, an l_k
+reconstruction loss; here l2): G and E also minimise
+rec_weight * mean (G(E(x)) - x)^2, which bounds the conditional entropy
+H(x | z) that plain BiGAN/ALI leaves unconstrained, so that G(E(x)) keeps
+what x shows (plain ALI's reconstructions are often of another class). With
+the default 0 the game is BiGAN/ALI exactly.
+
+``features(x)`` are E's pre-final layer (``nets.e``'s ``features``, e.g.
+conv-encoder's hidden layer): BiGAN's probes read E's intermediate layers
+(Donahue et al. 2017, section 4), as well as z = E(x).
 """
 
 from __future__ import annotations
@@ -59,14 +72,17 @@ class BiGAN(Game):
     ema_roles = ("g", "e")
 
     def __init__(self, *, z_dim: int = 2, latent: str = "normal", d_features: int = 256, joint_hidden: int = 512,
-                 dropout: float = 0.2) -> None:
+                 dropout: float = 0.2, rec_weight: float = 0.0) -> None:
         super().__init__()
         if z_dim < 1:
             raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
         if d_features < 1 or joint_hidden < 1 or not 0 <= dropout < 1:
             raise ConfigError(f"bigan needs d_features >= 1, joint_hidden >= 1, 0 <= dropout < 1; got {d_features}, "
                               f"{joint_hidden}, {dropout}")
+        if rec_weight < 0:
+            raise ConfigError(f"bigan needs rec_weight >= 0 (ALICE's cycle term; 0: plain BiGAN), got {rec_weight}")
         check_latent(latent)
+        self.rec_weight = rec_weight
         self.z_dim, self.latent = z_dim, latent
         self.d_features, self.joint_hidden, self.dropout = d_features, joint_hidden, dropout
 
@@ -92,19 +108,27 @@ class BiGAN(Game):
                 Phase("ge", "ge", self.ge_loss)]
 
     def _pairs(self, x: torch.Tensor):
+        """(D(x, E(x)), D(G(z), z), E(x))."""
         g, e, d = self.nets["g"], self.nets["e"], self.nets["d"]
         z = self.noise(x.shape[0], self.z_dim, latent=self.latent)
-        return d(x, e(x)), d(g(z), z)
+        ex = e(x)
+        return d(x, ex), d(g(z), z), ex
 
     def d_loss(self, batch):
-        real_out, fake_out = self._pairs(batch["x"])
+        real_out, fake_out, _ = self._pairs(batch["x"])
         loss = self.objective.d_loss(real=real_out, fake=fake_out)
         return loss, {"d_loss": float(loss.detach())}
 
     def ge_loss(self, batch):
-        real_out, fake_out = self._pairs(batch["x"])
-        loss = self.objective.d_loss(real=fake_out, fake=real_out)
-        return loss, {"ge_loss": float(loss.detach())}
+        x = batch["x"]
+        real_out, fake_out, ex = self._pairs(x)
+        adv = self.objective.d_loss(real=fake_out, fake=real_out)
+        logs = {"ge_loss": float(adv.detach())}
+        if not self.rec_weight:
+            return adv, logs
+        rec = (self.nets["g"](ex) - x).pow(2).mean()
+        logs["rec_loss"] = float(rec.detach())
+        return adv + self.rec_weight * rec, logs
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
@@ -115,6 +139,18 @@ class BiGAN(Game):
         z = torch.cat([e(x[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
         e.train(was)
         return z
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, *, batch_size: int = 1024) -> torch.Tensor:
+        """E's pre-final layer for float network inputs x (eval mode), on CPU; needs ``nets.e`` with features."""
+        e = self.nets["e"]
+        if not hasattr(e, "features"):
+            raise ConfigError("bigan features(x) needs an encoder with features(x) (conv-encoder, mlp)")
+        was = e.training
+        e.eval()
+        f = torch.cat([e.features(x[i:i + batch_size].to(self.device)).cpu() for i in range(0, len(x), batch_size)])
+        e.train(was)
+        return f
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,10 @@ G_ba maps B -> A and is judged by D_a. The generators pay (paper eq. 1-3)
     + cycle * (|G_ba(G_ab(a)) - a|_1 + |G_ab(G_ba(b)) - b|_1)
     + identity * (|G_ab(b) - b|_1 + |G_ba(a) - a|_1)   (only when A and B have the same shape)
 
-with the paper's weights cycle = 10 and identity = 0.5 * 10 = 5. With the ``lsgan``
+with the paper's weights cycle = 10 and identity = 0.5 * 10 = 5 (the defaults). The identity
+term asks G_ab to leave images of B alone, right for photo <-> painting (colours should stay)
+and wrong for a translation that moves every image of B (inversion, fading): the Fashion-MNIST
+recipes set it to 0 (benchmarks/results/cyclegan.md). With the ``lsgan``
 objective, L_adv = 1/2 E[(D(G(x)) - 1)^2] (ganforge's least squares carries the 1/2
 on both players; the reference code's generator term has none).
 

@@ -12,7 +12,11 @@ maximises it: the saddle point of the paper's eq. 10 reached by plain SGD.
 lambda follows the paper's schedule lambda_p = 2 / (1 + exp(-10 p)) - 1 for p
 = step / ramp_steps (capped at 1), scaled by ``lam``; ``ramp_steps: 0`` keeps it
 at ``lam``. ``lam: 0`` is the source-only baseline (d still trains, f ignores it).
-Source and target images go through f as one batch (so batch norm sees both).
+Source and target images go through f as one batch (so batch norm sees both):
+for a baseline that never sees the target domain, also give source-domain
+images as the target part (``ganforge bench dann`` uses ``fmnist-m`` with
+``texture: false``). The paper anneals the SGD learning rate as
+mu0 / (1 + 10 p)^0.75; the recipe uses the trainer's linear decay to 0.
 """
 
 from __future__ import annotations

@@ -17,6 +17,13 @@ Stabilisers (``ganforge.stabilisers``), all off by default; the objectives stay 
   every critic input, real and fake, in both phases.
 - ``augment``: DiffAugment policy ("translation,cutout,color") on every critic input (images).
 - G nets with ``norm: vbn`` get a fixed, seeded reference batch of ``vbn_reference`` latents.
+
+Packing (``pack`` m > 1; Lin et al. 2018, PacGAN, Sec. 3): the critic scores m samples at once,
+concatenated along the feature axis (dim 1: coordinates of a vector, channels of an image), real
+with real and fake with fake, so a minibatch of B gives B/m packed samples and D's input has m times
+the data's first dimension. Packing comes last in ``critic_input`` (after augmentation and instance
+noise, which act per sample), so penalties (R1, GP) see the packed inputs D sees. m = 1 is the plain
+game, unchanged. B must be divisible by m. Unconditional only: a packed sample has no single label.
 """
 
 from __future__ import annotations
@@ -53,7 +60,8 @@ class GAN(Game):
                  feature_matching: bool = False, minibatch_disc: int = 0, minibatch_dim: int = 5,
                  unrolled_steps: int = 0, unrolled_lr: float = 1e-4, unrolled_optimizer: str = "adam",
                  instance_noise: float = 0.0, instance_noise_anneal: int = 0,
-                 instance_noise_schedule: str = "linear", augment: str = "", vbn_reference: int = 128) -> None:
+                 instance_noise_schedule: str = "linear", augment: str = "", vbn_reference: int = 128,
+                 pack: int = 1) -> None:
         super().__init__()
         if z_dim < 1:
             raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
@@ -71,6 +79,9 @@ class GAN(Game):
             (instance_noise_schedule in NOISE_SCHEDULES,
              f"instance_noise_schedule must be one of {', '.join(NOISE_SCHEDULES)}, got {instance_noise_schedule!r}"),
             (vbn_reference >= 2, f"vbn_reference (reference batch size) must be >= 2, got {vbn_reference}"),
+            (pack >= 1, f"pack (samples per critic input, PacGAN's m) must be >= 1, got {pack}"),
+            (pack == 1 or not conditional, f"pack={pack} needs an unconditional game: a packed critic input "
+                                           f"holds {pack} samples and so has no single label (use pack: 1)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -82,6 +93,7 @@ class GAN(Game):
         self.instance_noise_schedule = instance_noise_schedule
         self.augment = parse_policy(augment)
         self.vbn_reference = vbn_reference
+        self.pack = pack
         self.step = 0  # set by the trainer before every training step
         self.register_buffer("class_freq", torch.ones(1))
 
@@ -97,9 +109,10 @@ class GAN(Game):
             raise ConfigError(f"game.augment works on images (C, H, W); {data.name!r} has samples of shape "
                               f"{tuple(data.shape)}. Use augment: '' for this data")
         self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape, n_classes=k)
-        d = self._net("d", nets["d"], in_shape=data.shape, out_shape=(objective.critic_outputs,), n_classes=k)
+        d_shape = (self.pack * data.shape[0], *data.shape[1:])  # PacGAN: m samples side by side
+        d = self._net("d", nets["d"], in_shape=d_shape, out_shape=(objective.critic_outputs,), n_classes=k)
         if self.minibatch_disc:
-            d = MinibatchCritic(d, in_shape=data.shape, n_classes=k, kernels=self.minibatch_disc,
+            d = MinibatchCritic(d, in_shape=d_shape, n_classes=k, kernels=self.minibatch_disc,
                                 kernel_dim=self.minibatch_dim)
         if self.feature_matching and not callable(getattr(d, "features", None)):
             raise ConfigError(f"game.feature_matching needs a critic with features(); net "
@@ -131,10 +144,20 @@ class GAN(Game):
                                     self.instance_noise_schedule)
 
     def critic_input(self, x: torch.Tensor) -> torch.Tensor:
-        """x as the critic sees it during training: augmented, then with instance noise."""
+        """x as the critic sees it during training: augmented, with instance noise, then packed."""
         if self.augment:
             x = diff_augment(x, self.augment)
-        return add_instance_noise(x, self.noise_sigma()) if self.instance_noise else x
+        if self.instance_noise:
+            x = add_instance_noise(x, self.noise_sigma())
+        return self.pack_samples(x) if self.pack > 1 else x
+
+    def pack_samples(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, ...) -> (B/m, m*C, ...): row i concatenates samples i*m .. i*m+m-1 along dim 1 (PacGAN)."""
+        m, n = self.pack, x.shape[0]
+        if n % m:
+            raise ConfigError(f"game.pack={m} packs {m} samples per critic input, so the batch must be "
+                              f"divisible by {m}; got a batch of {n} (set train.batch_size to a multiple of {m})")
+        return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
 
     # -- losses -------------------------------------------------------------------------
     def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:

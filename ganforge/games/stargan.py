@@ -2,7 +2,8 @@
 
 Data: images labelled by domain (``fmnist-domains``, ``domain-folders``): ``y`` is the
 domain of each image, K = ``data.n_classes`` >= 2. G(x, c) translates x to target
-domain c (the one-hot c is tiled into feature maps; net ``resnet-gen``). D has
+domain c, read as K tiled one-hot channels beside the image (net ``resnet-gen``, paper
+Sec. 3 and App. Table 4). D has
 two heads on one trunk (net ``patchgan``): the adversarial score per patch and K
 domain logits, linear in the flattened trunk features. Paper eq. 2-7:
 

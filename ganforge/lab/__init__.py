@@ -8,10 +8,16 @@ Heavy work (matplotlib, training) happens only inside ``run``.
 from ganforge.lab import (  # noqa: F401
     critics,
     divergences,
+    dynamics,
+    figures,
     gan_runs,
     gaussians,
+    landscape,
+    likelihood,
     modeseek,
+    randomd,
     saturation,
     tablecheck,
     theory,
+    transport,
 )

@@ -12,6 +12,7 @@ FID from a different protocol is a different number.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,9 @@ import torch
 from ganforge.errors import ConfigError
 from ganforge.metrics import math as M
 from ganforge.metrics.extractors import FeatureExtractor, build_extractor
-from ganforge.metrics.stats import load_reference, reference_key, save_reference
+from ganforge.metrics.stats import load_reference, reference_key, save_reference, stats_cache_dir
+
+log = logging.getLogger("ganforge")
 
 VALID_METRICS = ("fid", "kid", "pr", "dc", "is", "classes")
 NEEDS_LOGITS = ("is", "classes")
@@ -61,8 +64,9 @@ def reference_images(ref: str, n: int, params: dict[str, Any] | None = None
     return data.x[:n], y, name, split
 
 
-# Dataset parameters that say where files are read from, not which images they are (left out of cache keys).
-_LOCATION_PARAMS = ("root", "download")
+# Dataset parameters that say where files are read from (or whether a cache is used), not which images they
+# are: left out of cache keys.
+_LOCATION_PARAMS = ("root", "download", "cache")
 
 
 def default_reference(dataset: str, params: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]] | None:
@@ -114,12 +118,24 @@ def _content_key(x: torch.Tensor, ex: FeatureExtractor, conv: dict[str, Any]) ->
 
 
 def _as_images(x, what: str) -> torch.Tensor:
-    """A tensor/array of images as (N, C, H, W); (N, H, W) gets a channel axis."""
+    """A tensor/array of images as (N, C, H, W); (N, H, W) gets a channel axis. Checks dtype and finiteness."""
+    if isinstance(x, np.ndarray) and x.dtype.hasobject:
+        raise ConfigError(f"{what} hold Python objects (dtype object); give uint8 or float images")
     x = torch.as_tensor(x)
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4:
         raise ConfigError(f"{what} must be images (N, C, H, W) or (N, H, W), got shape {tuple(x.shape)}")
+    if x.dtype != torch.uint8 and not x.is_floating_point():
+        raise ConfigError(f"{what} have dtype {str(x.dtype).replace('torch.', '')}; images are uint8 (0..255) "
+                          "or float (in the input range, default -1..1)")
+    if min(x.shape[1:]) < 1:
+        raise ConfigError(f"{what} have shape {tuple(x.shape)}: images need a channel and a size of at least 1x1")
+    if x.is_floating_point():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ConfigError(f"{what} hold {bad:,} NaN or infinite values; scores of such images mean nothing "
+                              "(did the generator diverge?)")
     return x
 
 
@@ -135,13 +151,14 @@ def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, devi
         key = reference_key(dataset=name, split=split, extractor=ex.name, weights_sha256=ex.weights_sha256,
                             n=len(x), conversion=conv, extra=_key_params(name, ref_params))
         keyed = cache and ex.weights_sha256  # unknown weights (pixels) are cheap anyway; never cache unkeyed features
-        if keyed and key in _MEMO:
-            return (*_MEMO[key], info)
+        mkey = f"{stats_cache_dir()}|{key}"  # the memo mirrors one disk cache: a new GANFORGE_CACHE starts afresh
+        if keyed and mkey in _MEMO:
+            return (*_MEMO[mkey], info)
         hit = load_reference(key) if keyed else None
         if hit is not None:
             arrays, _ = hit
             logits = arrays["logits"].astype(np.float64) if "logits" in arrays else None
-            return (*_memo_put(key, (arrays["features"].astype(np.float64), logits, arrays.get("labels"))), info)
+            return (*_memo_put(mkey, (arrays["features"].astype(np.float64), logits, arrays.get("labels"))), info)
         f, z = ex.extract(x, batch_size=batch_size, device=device)
         labels = y.numpy() if y is not None else None
         if keyed:
@@ -152,9 +169,11 @@ def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, devi
             if labels is not None:
                 arrays["labels"] = labels
             save_reference(key, arrays, {"ref": ref, "extractor": ex.describe(), "conversion": conv})
-            _memo_put(key, (f, z, labels))
+            _memo_put(mkey, (f, z, labels))
         return f, z, labels, info
-    x = _as_images(ref, "reference")[:n]
+    x = _as_images(ref, "reference images")[:n]
+    if len(x) < 2:
+        raise ConfigError(f"need at least 2 reference images, got {len(x)}")
     conv = ex.conversion(tuple(x.shape), x.dtype)
     info = {"reference": "images given by the caller", "conversion_real": conv}
     key = _content_key(x, ex, conv) if cache and ex.weights_sha256 else None
@@ -164,6 +183,43 @@ def _reference_features(ref, n: int, ex: FeatureExtractor, batch_size: int, devi
     if key is not None:
         _memo_put(key, (f, z, None))
     return f, z, None, info
+
+
+def _check_comparable(ex: FeatureExtractor, fake: torch.Tensor, real_shape: list[int], ff: np.ndarray,
+                      rf: np.ndarray) -> list[str]:
+    """Fake and real images of different sizes: an error when their features differ in width (the scores
+    would compare different things), else a warning (both sides were resized to the extractor's input)."""
+    fake_shape = [int(v) for v in fake.shape[1:]]
+    if ff.shape[1] != rf.shape[1]:
+        raise ConfigError(f"fake images are {_size(fake_shape)} and the reference {_size(real_shape)}; extractor "
+                          f"{ex.name!r} gives them features of different widths ({ff.shape[1]} vs {rf.shape[1]}), "
+                          "so no score compares them. Give both one size (--ref-resolution, or pixels with a "
+                          "resolution)")
+    if fake_shape[1:] == list(real_shape[1:]):
+        return []
+    note = (f"fake images are {_size(fake_shape)} but the reference images are {_size(real_shape)}; both were "
+            f"resized to the extractor's input, which biases the scores (match them with --ref-resolution)")
+    log.warning(note)
+    return [note]
+
+
+def _size(shape) -> str:
+    return f"{shape[1]}x{shape[2]} ({shape[0]} channel{'s' if shape[0] != 1 else ''})"
+
+
+def min_images(metric: str, pr_k: int = 3, dc_k: int = 5) -> tuple[int, str]:
+    """The fewest images per side ``metric`` needs, and why (checked before any math runs)."""
+    return {"fid": (2, "a covariance"), "kid": (2, "a kernel estimate"), "pr": (pr_k + 1, f"k = {pr_k} neighbours"),
+            "dc": (dc_k + 1, f"k = {dc_k} neighbours"), "is": (1, "a class distribution"),
+            "classes": (1, "a histogram")}[metric]
+
+
+def _check_counts(metrics: Sequence[str], n_real: int, n_fake: int, pr_k: int, dc_k: int) -> None:
+    for m in metrics:
+        k, why = min_images(m, pr_k, dc_k)
+        if min(n_real, n_fake) < k:
+            raise ConfigError(f"metric {m} needs at least {k} images on each side ({why}); got {n_real} real and "
+                              f"{n_fake} fake. Give more images (--n) or drop {m} from --metrics")
 
 
 def evaluate(
@@ -211,6 +267,8 @@ def evaluate(
         raise ConfigError(f"need at least 2 fake images, got {len(fake)}")
     ff, fz = ex.extract(fake, batch_size=batch_size, device=device, input_range=input_range)
     rf, rz, ry, ref_info = _reference_features(ref, n, ex, batch_size, device, cache, ref_params)
+    notes = _check_comparable(ex, fake, ref_info["conversion_real"]["input"]["shape"], ff, rf)
+    _check_counts(metrics, len(rf), len(ff), pr_k, dc_k)
 
     out: dict[str, Any] = {}
     skipped: dict[str, str] = {}
@@ -245,6 +303,7 @@ def evaluate(
         "params": {"kid_subsets": kid_subsets, "kid_subset_size": subset, "kid_kernel": "(x.y/d + 1)^3",
                    "pr_k": pr_k, "dc_k": dc_k, "is_splits": is_splits, "covariance": "unbiased (n-1)"},
         "skipped": skipped,
+        **({"warnings": notes} if notes else {}),
         "ganforge_version": _version(),
         "seconds": round(time.time() - t0, 2),
     }
@@ -256,29 +315,50 @@ def load_images(path: str | Path) -> torch.Tensor:
 
     ``.npy`` may be NCHW or NHWC (channels last when the last axis is 1 or 3 and
     the second is not); uint8 stays uint8, floats are taken to be in [-1, 1].
+    A ``.npy`` is never unpickled (object arrays are refused), and its header is checked against its size
+    before anything is allocated. Unreadable images in a folder are skipped with one warning.
+    Every problem is a ConfigError naming the file and what a valid input is.
     """
+    from ganforge.data.npy import read_npy
+
     path = Path(path)
     if path.suffix == ".npy":
-        a = np.load(path, allow_pickle=False)
+        if not path.is_file():
+            raise ConfigError(f"{path} is not a file")
+        try:
+            a = read_npy(path)
+        except (ValueError, OSError, EOFError) as e:
+            raise ConfigError(f"{path} cannot be read as images: {e}. Expected a .npy array of images "
+                              "(N, C, H, W) or (N, H, W, C), uint8 or float, saved with numpy.save") from None
         if a.ndim == 3:
             a = a[:, None]
         if a.ndim != 4:
             raise ConfigError(f"{path}: expected images (N, C, H, W) or (N, H, W, C), got shape {a.shape}")
         if a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
             a = a.transpose(0, 3, 1, 2)
-        return torch.from_numpy(np.ascontiguousarray(a))
+        if len(a) == 0:
+            raise ConfigError(f"{path} holds no images (shape {a.shape}); it needs at least 2")
+        return _as_images(np.ascontiguousarray(a), f"the images in {path}")
     if not path.is_dir():
         raise ConfigError(f"{path} is neither a folder of images nor a .npy file")
-    from PIL import Image
+    from ganforge.data.images import bad_image_errors, open_image, report_skipped
 
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg") and p.is_file())
     if not files:
         raise ConfigError(f"no .png/.jpg images in {path}")
-    arrays = []
+    arrays, skipped, bad = [], [], bad_image_errors()
     for f in files:
-        with Image.open(f) as im:
-            a = np.asarray(im.convert("L" if im.mode in ("L", "I", "1", "LA") else "RGB"))
+        try:
+            with open_image(f) as im:
+                a = np.asarray(im.convert("L" if im.mode in ("L", "I", "1", "LA") else "RGB"))
+        except bad as e:
+            skipped.append((f, str(e).splitlines()[0][:100] if str(e) else type(e).__name__))
+            continue
         arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+    if not arrays:
+        raise ConfigError(f"no readable images in {path}: all {len(files)} .png/.jpg files failed to decode "
+                          f"(e.g. {skipped[0][0].name}: {skipped[0][1]})")
+    report_skipped(skipped, len(files), path)
     if len({a.shape for a in arrays}) != 1:
         raise ConfigError(f"images in {path} differ in size/channels: {sorted({a.shape for a in arrays})[:4]}")
     return torch.from_numpy(np.stack(arrays))

@@ -62,6 +62,55 @@ def state_sha256(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file (.safetensors, or .pth/.pt through ``torch.load(weights_only=True)``) as tensors; a
+    ConfigError saying why it was refused (not a weights file, truncated, or a pickle that imports code)."""
+    import pickle
+    import re
+
+    from safetensors import SafetensorError
+
+    from ganforge.metrics.inception import load_state
+
+    try:
+        state = load_state(str(path))
+    except pickle.UnpicklingError as e:
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" ({found.group(1)})" if found else ""
+        raise ConfigError(f"weights file {path} was refused: it is a pickle that imports a callable{what}, which "
+                          "could run code. Weights must be plain tensors (a .safetensors file, or "
+                          "torch.save(model.state_dict()))") from None
+    except (SafetensorError, RuntimeError, OSError, EOFError, ValueError) as e:
+        raise ConfigError(f"weights file {path} cannot be read ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0][:150] if str(e) else 'empty'})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ConfigError(f"weights file {path} does not hold a state dict (names -> tensors)")
+    return state
+
+
+def load_checked(net: nn.Module, state: dict[str, torch.Tensor], path: Path, layout: str,
+                 optional: tuple[str, ...] = ()) -> None:
+    """``net.load_state_dict(state)`` after checking names, shapes, dtypes and finiteness; each mismatch is a
+    ConfigError naming the tensor and both shapes. Keys ending in one of ``optional`` may be absent."""
+    want = net.state_dict()
+    missing = [k for k in want if k not in state and not k.endswith(optional)]
+    unexpected = [k for k in state if k not in want]
+    if missing or unexpected:
+        raise ConfigError(f"{path} is not {layout}: missing tensors {missing[:5]}, "
+                          f"unexpected tensors {unexpected[:5]}")
+    for k, v in state.items():
+        w = want[k]
+        if tuple(v.shape) != tuple(w.shape):
+            raise ConfigError(f"{path}: tensor {k!r} has shape {tuple(v.shape)}, but {layout} expects "
+                              f"{tuple(w.shape)}")
+        if w.is_floating_point() and not v.is_floating_point():
+            raise ConfigError(f"{path}: tensor {k!r} is {str(v.dtype).replace('torch.', '')}, but {layout} "
+                              f"expects floating-point weights")
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise ConfigError(f"{path}: tensor {k!r} holds NaN or infinite values")
+    net.load_state_dict(state, strict=False)
+
+
 class FeatureExtractor:
     """A network plus the contract of its input.
 
@@ -152,20 +201,31 @@ class _FeaturesAndLogits(nn.Module):
 @EXTRACTORS.register("fmnist-cnn")
 def fmnist_cnn(*, weights: str | None = None) -> FeatureExtractor:
     """The shipped Fashion-MNIST classifier: 128-d penultimate features, 10 logits (offline default)."""
-    from safetensors.torch import load_file
-
     from ganforge.metrics.fmnist_cnn import FmnistCNN
 
     path = Path(weights) if weights else WEIGHTS_DIR / "fmnist_cnn.safetensors"
     if not path.is_file():
         raise ConfigError(f"fmnist-cnn weights not found at {path}; train them with scripts/train_fmnist_cnn.py")
     meta_path = path.with_suffix(".json")
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    net = FmnistCNN(tuple(meta.get("widths", (32, 64, 128))), feature_dim=meta.get("feature_dim", 128))
-    net.load_state_dict(load_file(str(path)))
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{meta_path} (the fmnist-cnn layout beside the weights) is not valid JSON: {e}") from None
+    widths, dim = meta.get("widths", [32, 64, 128]) if isinstance(meta, dict) else None, \
+        meta.get("feature_dim", 128) if isinstance(meta, dict) else None
+    if not (isinstance(widths, list | tuple) and len(widths) == 3 and all(_small_int(w) for w in widths)
+            and _small_int(dim)):
+        raise ConfigError(f"{meta_path} must hold widths (3 integers in 1..4096) and feature_dim (1..4096), got "
+                          f"{str(meta)[:120]}")
+    net = FmnistCNN(tuple(widths), feature_dim=dim)
+    load_checked(net, read_weights(path), path, f"an fmnist-cnn state dict (widths {list(widths)}, feature_dim {dim})")
     return FeatureExtractor("fmnist-cnn", _FeaturesAndLogits(net), in_channels=1, resolution=28,
                             value_range=(-1.0, 1.0), feature_dim=net.embed[2].out_features, n_classes=10,
                             weights_sha256=file_sha256(str(path)))
+
+
+def _small_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096
 
 
 def inception_weights_path(weights: str | None) -> Path:
@@ -185,16 +245,13 @@ def inception_weights_path(weights: str | None) -> Path:
 @EXTRACTORS.register("inception-v3")
 def inception_v3(*, weights: str | None = None) -> FeatureExtractor:
     """FID InceptionV3 (pytorch-fid layout): 2048-d pool features, 1008 logits; weights file supplied by the user."""
-    from ganforge.metrics.inception import FIDInceptionV3, load_state
+    from ganforge.metrics.inception import FIDInceptionV3
 
     path = inception_weights_path(weights)
     net = FIDInceptionV3()
-    state = load_state(str(path))
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("num_batches_tracked")]  # absent from old checkpoints
-    if missing or unexpected:
-        raise ConfigError(f"{path} is not an FID Inception state dict: missing keys {missing[:5]}, "
-                          f"unexpected keys {unexpected[:5]} (expected the layout of {INCEPTION_FILE})")
+    # num_batches_tracked is absent from old checkpoints
+    load_checked(net, read_weights(path), path, f"an FID Inception state dict (the layout of {INCEPTION_FILE})",
+                 optional=("num_batches_tracked",))
     return FeatureExtractor("inception-v3", _FeaturesAndLogits(net), in_channels=3, resolution=299,
                             value_range=(-1.0, 1.0), feature_dim=2048, n_classes=1008,
                             weights_sha256=file_sha256(str(path)))

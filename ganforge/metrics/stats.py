@@ -2,9 +2,9 @@
 
 ``RunningStats`` accumulates mean and covariance batch by batch with the
 pairwise update of Chan, Golub & LeVeque (1979): each batch contributes its
-own mean and centred scatter matrix, and two accumulators merge exactly, so
-the result does not depend on the batch size or on how the data was split
-across processes. Covariance divides by n - 1 (unbiased), like ``np.cov``.
+own mean and centred scatter matrix (``math.mean_scatter``, one GEMM), and
+two accumulators merge exactly, so the result does not depend on the batch
+size or on how the data was split across processes. Covariance divides by n - 1 (unbiased), like ``np.cov``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ganforge.metrics.math import mean_scatter
 
 
 class RunningStats:
@@ -51,9 +53,7 @@ class RunningStats:
             raise ValueError(f"features must be (batch, dim), got shape {x.shape}")
         if len(x) == 0:
             return self
-        mean = x.mean(0)
-        xc = x - mean
-        self._absorb(len(x), mean, xc.T @ xc)
+        self._absorb(len(x), *mean_scatter(x))
         return self
 
     def merge(self, other: RunningStats) -> RunningStats:

@@ -2,10 +2,9 @@
 
 Shapes are (C, H, W) and come from the game: ``in_shape`` is what the net
 reads, ``out_shape`` what it writes (a critic gets ``(k,)``: k scores per
-patch). Conditioning, ``G(x, c)`` / ``D(x, c)``: the critics tile a one-hot label
-into constant feature maps concatenated to the image (StarGAN, Choi et al.
-2018, Sec. 3); the ResNet generator adds a learned per-channel shift of the
-label after its first normalisation (see ``ResnetGenerator``).
+patch). Conditioning, ``G(x, c)`` / ``D(x, c)``: a one-hot label tiled into
+constant feature maps concatenated to the image (StarGAN, Choi et al. 2018,
+Sec. 3); the ResNet generator's label maps are zero-padded (see ``ResnetGenerator``).
 
 - ``resnet-gen`` (Johnson et al. 2016 as used by CycleGAN, Zhu et al. 2017, App. 7.2):
   c7s1-ngf, ``n_down`` stride-2 downsamplings, ``n_blocks`` residual blocks,
@@ -66,7 +65,8 @@ class ResnetGenerator(nn.Module):
     """CycleGAN/StarGAN ResNet generator x (N, C_in, H, W) [, c] -> (N, C_out, H, W); H, W divisible by 2^n_down."""
 
     def __init__(self, *, in_shape, out_shape, n_classes: int = 0, ngf: int = 64, n_down: int = 2,
-                 n_blocks: int = 9, norm: str = "instance", out_activation: str = "tanh") -> None:
+                 n_blocks: int = 9, norm: str = "instance", out_activation: str = "tanh",
+                 label: str = "channels") -> None:
         super().__init__()
         c_in, h, w = _image_shape(in_shape, "input", "resnet-gen")
         c_out, ho, wo = _image_shape(out_shape, "output", "resnet-gen")
@@ -78,13 +78,20 @@ class ResnetGenerator(nn.Module):
             raise ConfigError(f"resnet-gen with n_down={n_down} needs H and W divisible by {2**n_down}; got {h}x{w}")
         if out_activation not in ("tanh", "none"):
             raise ConfigError(f"resnet-gen out_activation must be tanh or none, got {out_activation!r}")
+        if label not in ("channels", "shift"):
+            raise ConfigError(f"resnet-gen label must be 'channels' or 'shift', got {label!r}")
         norm_layer(norm, 1, 2)
-        self.n_classes, self.out_shape = n_classes, (c_out, h, w)
-        # The label enters after the first normalisation as a per-channel shift before the ReLU: tiled
-        # label maps concatenated to the input (StarGAN's code) are constant in space, so with reflection
-        # padding an instance norm right after the first conv removes them entirely.
-        self.stem = nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(c_in, ngf, 7), norm_layer(norm, ngf, 2))
-        self.label_shift = nn.Linear(n_classes, ngf) if n_classes else None
+        self.n_classes, self.out_shape, self.label = n_classes, (c_out, h, w), label
+        # label "channels" (StarGAN, Choi et al. 2018, Sec. 3 and App. Table 4): K tiled one-hot maps
+        # concatenated to the input. They are zero-padded (the paper's P3) while the image is reflection-
+        # padded: constant maps padded by reflection give a constant conv response that the instance
+        # norm right after it removes, so the label would never reach the net. The zero frame makes
+        # the response vary in space and survive. label "shift": a learned per-channel shift of the
+        # label added after that first normalisation instead.
+        extra = n_classes if label == "channels" else 0
+        self.pad = nn.ReflectionPad2d(3)
+        self.stem = nn.Sequential(nn.Conv2d(c_in + extra, ngf, 7), norm_layer(norm, ngf, 2))
+        self.label_shift = nn.Linear(n_classes, ngf) if n_classes and label == "shift" else None
         layers: list[nn.Module] = [nn.ReLU(True)]
         ch = ngf
         for _ in range(n_down):
@@ -101,9 +108,13 @@ class ResnetGenerator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.stem(x)
         oh = one_hot(c, self.n_classes, x.shape[0], x.device)
-        if oh is not None:
+        xp = self.pad(x)
+        if oh is not None and self.label_shift is None:
+            maps = oh.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            xp = torch.cat([xp, nn.functional.pad(maps, (3, 3, 3, 3))], dim=1)
+        h = self.stem(xp)
+        if oh is not None and self.label_shift is not None:
             h = h + self.label_shift(oh.to(h.dtype))[:, :, None, None]
         return self.net(h)
 

@@ -28,39 +28,70 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, sigmas: tuple[float, ...]) -
     return sxx + syy - 2 * kxy.mean()
 
 
+def median_distance(x: torch.Tensor, y: torch.Tensor, max_n: int = 128) -> torch.Tensor:
+    """Median pairwise Euclidean distance (i < j) over the pooled first ``max_n`` rows of x and of y,
+    detached: the median heuristic bandwidth (Gretton et al. 2012, Sec. 8). A floor of 1e-6 keeps a
+    collapsed sample finite."""
+    z = torch.cat([x[:max_n], y[:max_n]]).detach()
+    return torch.pdist(z).median().clamp_min(1e-6)
+
+
+BANDWIDTHS = ("fixed", "median")
+
+
 @OBJECTIVES.register("mmd")
 class MMD(Objective):
     """MMD-GAN (Li et al. 2017): a kernel two-sample test on critic features.
 
     The critic outputs ``features`` numbers per sample; the critic maximises the
     unbiased MMD^2 between real and fake features under a mixture of RBF kernels,
-    the generator minimises it. Weight clipping (``clip``) keeps the critic
-    from growing without bound, as in the paper.
+    the generator minimises it. ``bandwidth="fixed"`` uses ``sigmas`` as they are
+    (the paper's {1, 2, 4, 8, 16}, meant for features of that scale) with weight
+    clipping (``clip``) keeping the critic bounded, as in the paper.
+    ``bandwidth="median"`` multiplies each of ``sigmas`` by the median pairwise
+    distance of the batch's features (detached), so the kernel follows the
+    features' scale: the MMD is then invariant to rescaling the features and the
+    critic needs no clipping. With clip 0.01 and fixed bandwidths a small MLP's
+    features shrink until every kernel value is ~1 and both losses are ~0.
     """
 
     name = "mmd"
     g_needs_real = True
 
     def __init__(self, *, sigmas: list[float] = (1.0, 2.0, 4.0, 8.0, 16.0), features: int = 16,
-                 clip: float | None = 0.01) -> None:
+                 clip: float | None = 0.01, bandwidth: str = "fixed") -> None:
         if not sigmas or any(s <= 0 for s in sigmas):
             raise ConfigError(f"sigmas must be a non-empty list of positive bandwidths, got {sigmas}")
         if features < 1:
             raise ConfigError(f"features must be >= 1, got {features}")
+        if bandwidth not in BANDWIDTHS:
+            raise ConfigError(f"bandwidth must be one of {', '.join(BANDWIDTHS)}, got {bandwidth!r}")
+        if clip is not None and clip <= 0:
+            raise ConfigError(f"clip must be > 0 (or null for no clipping), got {clip}")
         self.sigmas = tuple(float(s) for s in sigmas)
         self.critic_outputs = features
         self.clip = clip
+        self.bandwidth = bandwidth
 
     def _flat(self, v: torch.Tensor) -> torch.Tensor:
         return v.reshape(v.shape[0], -1)
 
+    def mmd2(self, *, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """Unbiased MMD^2 between the two feature sets under this objective's kernel."""
+        x, y = self._flat(real), self._flat(fake)
+        sigmas: tuple = self.sigmas
+        if self.bandwidth == "median":
+            med = median_distance(x, y)
+            sigmas = tuple(s * med for s in self.sigmas)
+        return mmd2_unbiased(x, y, sigmas)
+
     def d_loss(self, *, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        return -mmd2_unbiased(self._flat(real), self._flat(fake), self.sigmas)
+        return -self.mmd2(real=real, fake=fake)
 
     def g_loss(self, *, fake: torch.Tensor, real: torch.Tensor | None = None) -> torch.Tensor:
         if real is None:
             raise ValueError("mmd.g_loss needs the critic's features of a real batch (real=...)")
-        return mmd2_unbiased(self._flat(real), self._flat(fake), self.sigmas)
+        return self.mmd2(real=real, fake=fake)
 
     @torch.no_grad()
     def constrain(self, critic: nn.Module) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from ganforge import rundir
 from ganforge.data.base import Dataset
 from ganforge.errors import ConfigError
 from ganforge.training.evaluation import EVALUATORS
@@ -103,7 +104,8 @@ class ProtocolHook(Hook):
         protocol = _LAST_PROTOCOL.pop(id(trainer.game.eval_reference()), None)
         if protocol is not None:
             path = Path(trainer.run_dir) / PROTOCOL_FILE
-            path.write_text(json.dumps({"step": record["step"], "protocol": protocol}, indent=2) + "\n")
+            rundir.write_text(trainer.run_dir, path, json.dumps({"step": record["step"], "protocol": protocol},
+                                                                indent=2) + "\n")
 
 
 def _protocol_hook(trainer) -> Hook | None:

@@ -6,7 +6,9 @@ once, ``on_log`` with every record it appends to losses.jsonl, ``on_eval``
 with every metrics record and the evaluation samples, ``on_checkpoint`` after
 each checkpoint, ``on_end`` when ``fit`` returns or raises. jsonl files stay
 the source of truth; hooks only mirror them. A hook must not touch the
-training RNG or the game's parameters.
+training RNG or the game's parameters, and writes into the run folder only
+through ``ganforge.rundir`` (``write_text``, ``write_with``, ``append_text``,
+``ensure_dir``), which never follow a link out of it.
 """
 
 from __future__ import annotations

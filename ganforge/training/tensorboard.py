@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ganforge import rundir
 from ganforge.training.hooks import HOOK_FACTORIES, Hook
 
 log = logging.getLogger("ganforge")
@@ -142,7 +143,8 @@ def make_tensorboard_hook(trainer) -> TensorBoardHook | None:
             _warned = True
         return None
     purge = trainer.step + 1 if trainer.step > 0 else None  # steps after the checkpoint are redone
-    writer = SummaryWriter(log_dir=str(trainer.run_dir / "tb"), purge_step=purge)
+    tb = rundir.ensure_dir(trainer.run_dir, "tb")  # a tb/ that links out of the run folder is refused
+    writer = SummaryWriter(log_dir=str(tb), purge_step=purge)
     return TensorBoardHook(writer, trainer.run_dir)
 
 
