@@ -84,3 +84,12 @@ def machine_line(threads: int | None = None) -> str:
         load = ""
     return (f"{platform.machine()}, {where}, torch {torch.__version__}, {n} thread{'s' if n != 1 else ''}"
             f"{load}")
+
+
+def ci_text(st: dict, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
+    """A ``{"mean", "half"}`` cell (``compare.mean_ci``) as "m ± h", "m" for one seed, "-" when empty."""
+    if st["mean"] is None:
+        return "-"
+    if st["half"] is None:
+        return fmt.format(st["mean"] * scale)
+    return f"{fmt.format(st['mean'] * scale)} ± {fmt.format(st['half'] * scale)}"

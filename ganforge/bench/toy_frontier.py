@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ganforge.bench.compare import mean_ci
-from ganforge.bench.jobs import machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
 from ganforge.bench.toy_modes import PUBLISHED
 from ganforge.registry import BENCHMARKS
 
@@ -132,11 +132,7 @@ def _met_text(cell: dict, target: dict) -> str:
 
 
 def _ci(st: dict, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
-    if st["mean"] is None:
-        return "-"
-    if st["half"] is None:
-        return fmt.format(st["mean"] * scale)
-    return f"{fmt.format(st['mean'] * scale)} ± {fmt.format(st['half'] * scale)}"
+    return ci_text(st, scale, fmt)
 
 
 def write(result: dict[str, Any], out: str) -> None:
