@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ganforge.bench.compare import mean_ci
-from ganforge.bench.jobs import machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
 from ganforge.bench.translation import Judge, psnr, test_images, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -128,9 +128,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
 
 
 def _ci(st: dict, fmt: str = "{:.3f}") -> str:
-    if st["mean"] is None:
-        return "-"
-    return fmt.format(st["mean"]) + ("" if st["half"] is None else " ± " + fmt.format(st["half"]))
+    return ci_text(st, 1.0, fmt)
 
 
 def _v(v: float | None, fmt: str) -> str:

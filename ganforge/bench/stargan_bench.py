@@ -26,7 +26,7 @@ import torch
 
 from ganforge.bench.compare import mean_ci
 from ganforge.bench.cyclegan_bench import RUN_OVERRIDES, step_overrides, train_recipe
-from ganforge.bench.jobs import machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
 from ganforge.bench.translation import Judge, psnr, test_images, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -143,9 +143,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
 
 
 def _ci(st: dict, fmt: str = "{:.3f}") -> str:
-    if st["mean"] is None:
-        return "-"
-    return fmt.format(st["mean"]) + ("" if st["half"] is None else " ± " + fmt.format(st["half"]))
+    return ci_text(st, 1.0, fmt)
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
