@@ -94,12 +94,38 @@ def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True):
     return game, cfg, int(state["step"])
 
 
-def sample(path: str | Path, n: int = 1000, *, seed: int = 0, device: str = "cpu") -> torch.Tensor:
-    """n samples from a trained run; the same seed and checkpoint give the same samples."""
+def sample(path: str | Path, n: int = 1000, *, seed: int = 0, device: str = "cpu",
+           truncation: float = 1.0) -> torch.Tensor:
+    """n samples from a trained run; the same seed and checkpoint give the same samples.
+
+    truncation: psi of the truncation trick, for generators that support it (see ``set_truncation``).
+    """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    game, _, _ = load_game(path, device=device)
+    game, cfg, _ = load_game(path, device=device)
+    set_truncation(game, cfg, truncation)
     return game.sample(n, generator=torch.Generator().manual_seed(seed))
+
+
+def set_truncation(game, cfg: Config, psi: float) -> None:
+    """Sample ``game``'s generator with the truncation trick w' = w_avg + psi (w - w_avg) (Karras et al. 2019).
+
+    Generators with an average latent to truncate towards have a ``truncation`` attribute (net stylegan);
+    psi = 1 leaves sampling unchanged for every net; another psi on another net is an error (BigGAN's
+    truncated z would change what a seed means for nets trained on untruncated z, so it is not offered).
+    """
+    import math
+
+    if psi == 1:
+        return
+    if not math.isfinite(psi):
+        raise ConfigError(f"--truncation must be a finite number, got {psi}")
+    g = game.nets["g"] if "g" in game.nets else None
+    if g is None or not hasattr(g, "truncation"):
+        name = (cfg.data.get("nets", {}).get("g") or {}).get("name", "none")
+        raise ConfigError(f"--truncation needs a generator with an average style to truncate towards (net "
+                          f"stylegan); this run's generator is net {name!r}. Leave --truncation out (or 1)")
+    g.truncation = float(psi)
 
 
 def save_samples(x: torch.Tensor, out: str | Path) -> Path:
@@ -118,20 +144,47 @@ def save_samples(x: torch.Tensor, out: str | Path) -> Path:
 
 def sample_grid(path: str | Path, out: str | Path, *, n: int = 64, seed: int = 0, interpolate: int | None = None,
                 spherical: bool = False, class_sweep: bool = False, arithmetic: str | None = None,
-                device: str = "cpu") -> Path:
+                device: str = "cpu", truncation: float = 1.0, style_mix: int | None = None) -> Path:
     """A PNG grid from a trained image model: n samples, interpolations, a class sweep or latent arithmetic.
 
     interpolate: STEPS per row between pairs of seeded latents (``spherical`` for slerp); class_sweep:
-    one row per class; arithmetic: e.g. "3,7 - 1 + 12" over the sample indices of the plain grid.
+    one row per class; arithmetic: e.g. "3,7 - 1 + 12" over the sample indices of the plain grid;
+    style_mix: the crossover layer of a style-mixing figure (net stylegan, ``_style_mixing``).
     """
     from ganforge.imaging import save_grid
     from ganforge.latent import figure_images
 
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    game, _, _ = load_game(path, device=device)
+    game, cfg, _ = load_game(path, device=device)
+    set_truncation(game, cfg, truncation)
     if game.data is None or not game.data.is_image:
         raise ConfigError(f"{path} is not an image model: grids need image data. Use --out FILE.npy instead")
-    images, nrow = figure_images(game, n=n, seed=seed, interpolate_steps=interpolate, spherical=spherical,
-                                 sweep=class_sweep, expr=arithmetic)
+    if style_mix is not None:
+        if interpolate is not None or spherical or class_sweep or arithmetic is not None:
+            raise ConfigError("--style-mix draws its own figure: leave out --interpolate, --slerp, --class-sweep "
+                              "and --arithmetic")
+        images, nrow = _style_mixing(game, cfg, n, seed, style_mix)
+    else:
+        images, nrow = figure_images(game, n=n, seed=seed, interpolate_steps=interpolate, spherical=spherical,
+                                     sweep=class_sweep, expr=arithmetic)
     return save_grid(images, out, nrow=nrow, scale=2 if max(images.shape[-2:]) < 64 else 1)
+
+
+def _style_mixing(game, cfg: Config, n: int, seed: int, cutoff: int) -> tuple[torch.Tensor, int]:
+    """Karras et al. 2019's Fig. 3 for k = floor(sqrt(n)) - 1 (at least 1) seeded codes per source, as
+    (images, images per row): the top row from the first k codes, the left column from the next k, each
+    cell the row's styles before layer ``cutoff`` and the column's from it on."""
+    from ganforge.latent import codes, sampling_generator
+    from ganforge.nets.stylegan import style_mixing_figure
+
+    g = sampling_generator(game)
+    if not hasattr(g, "num_ws"):
+        name = (cfg.data.get("nets", {}).get("g") or {}).get("name", "none")
+        raise ConfigError(f"--style-mix needs a style-based generator (net stylegan); this run's generator is "
+                          f"net {name!r}")
+    k = max(1, int(n ** 0.5) - 1)
+    z, c = codes(game, 2 * k, seed)
+    dev = game.device
+    images = style_mixing_figure(g, z.to(dev), k, cutoff, None if c is None else c.to(dev))
+    return images.cpu(), k + 1

@@ -188,3 +188,21 @@ def figure_images(game, *, n: int = 64, seed: int = 0, interpolate_steps: int | 
         return images, len(images)
     z, c = codes(game, n, seed)
     return render(game, z, c), 8
+
+
+# ------------------------------------------------------------------ edit directions
+def class_direction(z: torch.Tensor, labels: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """mean z of class b minus mean z of class a: (N, d), (N,) -> (d,); moving along it turns a towards b."""
+    za, zb = z[labels == a], z[labels == b]
+    for k, zk in ((a, za), (b, zb)):
+        if len(zk) == 0:
+            raise ConfigError(f"no latent of class {k} among the {len(z)} labelled samples: a class direction "
+                              "needs samples of both classes (draw more, or pick other classes)")
+    return zb.mean(0) - za.mean(0)
+
+
+def edit_path(z: torch.Tensor, d: torch.Tensor, ts: torch.Tensor) -> torch.Tensor:
+    """z + t d for every row of z and every t: (N, dim), (dim,), (T,) -> (N * T, dim), row-major by image."""
+    if d.shape != z.shape[1:]:
+        raise ConfigError(f"the direction has shape {tuple(d.shape)} but latents have {z.shape[1]} dimensions")
+    return (z[:, None, :] + ts[None, :, None] * d[None, None, :]).reshape(-1, z.shape[1])

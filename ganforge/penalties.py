@@ -25,7 +25,11 @@ def _grad_norm(critic: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> to
 
 
 class Penalty:
+    """phase: "d" (joins the critic's loss) or "g". wants: extra keywords the game passes to __call__,
+    any of "generator" (the game's nets["g"]), "step" (the training step) and "game"."""
+
     phase = "d"
+    wants: tuple[str, ...] = ()
 
     def __call__(self, critic: nn.Module, *, real: torch.Tensor, fake: torch.Tensor,
                  c: torch.Tensor | None = None) -> torch.Tensor:
@@ -69,6 +73,18 @@ class R2(Penalty):
 
     def __call__(self, critic, *, real, fake, c=None):
         return 0.5 * _grad_norm(critic, fake, c).pow(2).mean()
+
+
+@PENALTIES.register("drift")
+class Drift(Penalty):
+    """Drift (Karras et al. 2018, Appendix A.1): E_real[D(x)^2]. Weight = epsilon_drift (0.001 in the paper).
+
+    Keeps a Wasserstein critic's scores from drifting far from 0 (the loss only sees their differences).
+    """
+
+    def __call__(self, critic, *, real, fake, c=None):
+        out = critic(real, c) if c is not None else critic(real)
+        return out.pow(2).mean()
 
 
 @PENALTIES.register("pull-away")
@@ -118,3 +134,112 @@ def build_penalties(spec: dict, objective=None) -> list[tuple[str, float, Penalt
         if weight > 0:
             out.append((name, weight, PENALTIES.build(name, **entry)))
     return out
+
+
+@PENALTIES.register("r1-lazy")
+class LazyR1(R1):
+    """Lazy R1 (Karras et al. 2020, StyleGAN2, Sec. 3.1): R1 times k on every k-th step, else 0.
+
+    k = ``every``; the factor keeps R1's average weight per step unchanged. Weight = gamma, as for ``r1``.
+
+    On the other steps it returns a zero tensor and computes no gradient (the saving is the point).
+    Steps are the trainer's (0, k, 2k, ... are evaluated); every critic update of such a step gets it.
+    """
+
+    wants = ("step",)
+
+    def __init__(self, *, every: int = 16) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise ConfigError(f"r1-lazy every must be an int >= 1 (steps between evaluations), got {every!r}")
+        self.every = every
+
+    def __call__(self, critic, *, real, fake, c=None, step: int = 0):
+        if step % self.every:
+            return torch.zeros((), device=real.device, dtype=real.dtype)
+        return self.every * super().__call__(critic, real=real, fake=fake, c=c)
+
+
+def _weights(net: nn.Module) -> list[torch.Tensor]:
+    """Weights of a net's Linear and conv layers (the raw parameter under spectral norm)."""
+    out = []
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+            p = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            out.append(p)
+    return out
+
+
+@PENALTIES.register("orthogonal")
+class Orthogonal(Penalty):
+    """BigGAN's orthogonal regularisation (Brock et al. 2019, eq. 3), a generator penalty.
+
+    sum over G's Linear/conv weights W, as (out, -1) matrices, of ||W W^T ⊙ (1 - I)||_F^2: the
+    filters are pushed towards mutual orthogonality, their norms are left free (the filters are W's
+    rows, as in the authors' code). Weight = beta (1e-4 in the paper). Embeddings and normalisation
+    gains are not Linear/conv layers and are left out, as in BigGAN.
+    """
+
+    phase = "g"
+    wants = ("generator",)
+
+    def __call__(self, critic, *, real, fake, c=None, generator: nn.Module | None = None):
+        if generator is None:
+            raise ConfigError("penalty 'orthogonal' regularises the generator; this game has none (nets.g)")
+        total = torch.zeros((), device=fake.device)
+        for w in _weights(generator):
+            w = w.reshape(w.shape[0], -1)
+            gram = w @ w.t()
+            total = total + (gram - torch.diag(gram.diagonal())).pow(2).sum()
+        return total
+
+
+@PENALTIES.register("path-length")
+class PathLength(Penalty):
+    """StyleGAN2 path-length regularisation (Karras et al. 2020, Sec. 3.2, eq. 4), a generator penalty.
+
+    E_{w,y}[(||J_w^T y||_2 - a)^2] at w = f(z) for ``len(fake) // batch_shrink`` fresh z ~ N(0, I), with
+    y ~ N(0, I) / sqrt(H W) image-shaped and J_w^T y from one backward pass of <G(w), y>; every layer of
+    the synthesis network takes that w (the official code takes the gradient per layer, mixing included,
+    and an RMS over layers: with no mixing the two agree up to that RMS). a is an EMA of the mean length,
+    a <- a + decay (mean ||J_w^T y|| - a), updated before the penalty is taken (as in the official code).
+    Lazy (Sec. 3.1): evaluated on every ``every``-th step (0, k, 2k, ...) and multiplied by k there, 0
+    (and no gradient) on the others. Weight = w_pl (2 in the paper's configs).
+
+    a lives in the generator, as its buffer ``pl_mean`` (net ``stylegan``): a penalty is not a module, so
+    state kept here would miss checkpoints and resume would restart a from 0; on the generator it goes
+    into every checkpoint with the weights. The generator must expose ``images_and_w(z, c)``.
+    """
+
+    phase = "g"
+    wants = ("generator", "step")
+
+    def __init__(self, *, every: int = 4, decay: float = 0.01, batch_shrink: int = 2) -> None:
+        checks = [
+            (isinstance(every, int) and every >= 1, f"path-length every must be an int >= 1, got {every!r}"),
+            (0 < decay <= 1, f"path-length decay (of the running mean length) must be in (0, 1], got {decay}"),
+            (isinstance(batch_shrink, int) and batch_shrink >= 1,
+             f"path-length batch_shrink must be an int >= 1, got {batch_shrink!r}"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise ConfigError(msg)
+        self.every, self.decay, self.batch_shrink = every, decay, batch_shrink
+
+    def __call__(self, critic, *, real, fake, c=None, generator: nn.Module | None = None, step: int = 0):
+        g = getattr(generator, "module", generator)  # a DistributedDataParallel wrapper
+        if not callable(getattr(g, "images_and_w", None)) or not isinstance(getattr(g, "pl_mean", None),
+                                                                               torch.Tensor):
+            name = "none" if g is None else type(g).__name__
+            raise ConfigError(f"penalty 'path-length' needs a generator with a mapping network (net 'stylegan'); "
+                              f"this game's generator is {name}")
+        if step % self.every:
+            return torch.zeros((), device=fake.device, dtype=fake.dtype)
+        n = max(1, fake.shape[0] // self.batch_shrink)
+        z = torch.randn(n, g.z_dim, device=fake.device)
+        images, w = g.images_and_w(z, None if c is None else c[:n])
+        y = torch.randn_like(images) * (images.shape[2] * images.shape[3]) ** -0.5
+        (grad,) = torch.autograd.grad((images * y).sum(), w, create_graph=True)
+        lengths = grad.float().square().sum(1).sqrt()
+        with torch.no_grad():
+            g.pl_mean.copy_(g.pl_mean.lerp(lengths.mean(), self.decay))
+        return self.every * (lengths - g.pl_mean).square().mean()

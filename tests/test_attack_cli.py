@@ -50,7 +50,7 @@ def _exits_2(argv: list[str], message: str, capsys) -> str:
 # ------------------------------------------------------------------------------------------ bad input
 def test_unknown_command_names_the_valid_ones(capsys):
     err = _exits_2(["trian", "configs/toy/ring.yaml"], "unknown command 'trian'. Did you mean 'train'?", capsys)
-    assert "Valid commands: train, sample, eval, report, export, list, bench, lab" in err
+    assert "Valid commands: train, sample, eval, report, export, project, inpaint, impute, list, bench, lab" in err
 
 
 def test_unknown_kind_names_the_valid_ones(capsys):
@@ -119,7 +119,8 @@ def _subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser
 def test_every_argument_of_every_command_has_help():
     p = cli._parser()
     commands = _subparsers(p)
-    assert list(commands) == ["train", "sample", "eval", "report", "export", "list", "bench", "lab"]
+    assert list(commands) == ["train", "sample", "eval", "report", "export", "project", "inpaint", "impute", "list",
+                             "bench", "lab"]
     missing = [f"{name} {a.option_strings or a.dest}" for name, sp in [("ganforge", p), *commands.items()]
                for a in sp._actions if not isinstance(a, argparse._SubParsersAction)
                and not (a.help and a.help.strip() and a.help != argparse.SUPPRESS)]

@@ -555,7 +555,7 @@ def test_export_manifest_unknown_role(export_dir, tmp_path) -> None:
 def test_export_manifest_unknown_game_and_net(export_dir, tmp_path) -> None:
     _load_refused(_copy(export_dir, tmp_path, manifest=lambda m: m["game"].update(name="gan2")), "gan2")
     shutil.rmtree(tmp_path / "exp")
-    _load_refused(_copy(export_dir, tmp_path, manifest=lambda m: m["roles"]["g"]["net"].update(name="unet")),
+    _load_refused(_copy(export_dir, tmp_path, manifest=lambda m: m["roles"]["g"]["net"].update(name="unet9")),
                   "roles.g.net.name")
 
 

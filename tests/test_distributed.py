@@ -92,7 +92,10 @@ def _weights(run_dir, step):
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ddp")
-    mp.spawn(_worker, args=(2, _free_port(), str(root)), nprocs=2, join=True)
+    # fork, not spawn: the ranks inherit the imported torch and ganforge instead of importing them
+    # again (measured: ~7 CPU-seconds per rank with spawn, ~2 with fork). Safe here: the ranks run one
+    # intra-op thread and the parent holds no process group.
+    mp.start_processes(_worker, args=(2, _free_port(), str(root)), nprocs=2, join=True, start_method="fork")
     return root
 
 

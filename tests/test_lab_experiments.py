@@ -106,8 +106,10 @@ def test_gaussian_1d_through_the_trainer(tmp_path):
 
 
 def test_mode_collapse_through_the_trainer(tmp_path):
-    r = run("mode-collapse", tmp_path)
-    for obj in ("ns", "minimax", "wgan-gp"):
+    r = run("mode-collapse", tmp_path)  # quick: 30 steps of batch 64, a checkpoint every 10
+    assert r["steps"] == 30 and list(r["runs"]) == ["ns", "minimax", "wgan-gp", "unrolled"]
+    for obj in r["runs"]:
         hist = r["runs"][obj]["history"]
-        assert [h["step"] for h in hist] == [50, 100, 150]
+        assert [h["step"] for h in hist] == [10, 20, 30]  # one snapshot per checkpoint, read back from disk
         assert all(0 <= h["modes_1pct"] <= h["modes"] <= 8 and 0.0 <= h["hq"] <= 1.0 for h in hist)
+        assert r["final_modes"][obj] == hist[-1]["modes"]

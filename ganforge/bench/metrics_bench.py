@@ -133,6 +133,7 @@ def _compare(d: int, n: int, subsets: int, subset_size: int, repeats: int, threa
                 best[side] = min(best[side], s)
         row = {"metric": metric, "threads": threads, "clock": "cpu" if threads == 1 else "wall", "dim": d,
                "n_real": n, "n_fake": n, "repeats": repeats, "kid_subsets": subsets if metric == "kid" else None,
+               "load_1min": round(os.getloadavg()[0], 2),  # other jobs' demand on the cores while this row ran
                "ganforge_s": best["ganforge"],
                "ganforge_value": values["ganforge"]}
         for p in PEERS:
@@ -165,6 +166,7 @@ def run(*, quick: bool = False, out: str | None = None) -> dict[str, Any]:
     # costs ~1/4 s) change the time ratio by nothing but noise and keep the bench under ~15 min on 2 cores.
     cells = ((128, 10, 1), (512, 10, 1)) if quick else ((128, 100, 5), (2048, 20, 3))
     default_threads = torch.get_num_threads()
+    load_at_start = [round(v, 2) for v in os.getloadavg()]
     rows = []
     for threads in sorted({1, default_threads}):
         torch.set_num_threads(threads)
@@ -192,6 +194,7 @@ def run(*, quick: bool = False, out: str | None = None) -> dict[str, Any]:
         "kid_subset_size": subset_size,
         "rows": rows,
         "extractor_throughput": throughput,
+        "load_average_at_start": load_at_start,
         "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
     }
     if out:
@@ -223,14 +226,16 @@ def write(result: dict[str, Any], out: str) -> None:
         f"KID subsets of {result['kid_subset_size']}: {subs}. Time: CPU seconds at 1 thread, "
         "wall seconds with more. KID values differ from the peers' only by their subset draws.",
         "",
-        f"Load average (1, 5, 15 min) when the bench ended: {result.get('load_average_at_end', 'not recorded')}. "
-        "With more threads than free cores, wall times measure the scheduler as much as the code: numpy's "
-        "OpenBLAS threads wait for each other at every small BLAS/LAPACK call, so a millisecond-sized FID at "
-        "d = 128 can take seconds; compare the 1-thread CPU-second rows.",
+        f"Load average (1, 5, 15 min) when the bench started: {result.get('load_average_at_start', 'not recorded')}"
+        f", when it ended: {result.get('load_average_at_end', 'not recorded')}; each row gives the 1-minute load "
+        "when it finished. With more threads than free cores, wall times measure the scheduler as much as the "
+        "code: OpenBLAS threads wait for each other at every BLAS/LAPACK call. ganforge's FID therefore runs on "
+        "one BLAS thread up to d = 512 (`ganforge.metrics.math.SERIAL_BLAS_MAX_DIM`), where the calls are too "
+        "small to gain from more; at 1 thread compare CPU seconds.",
         "",
-        "| metric | threads | d | n real x n fake | ganforge s | torchmetrics s | ratio vs torchmetrics "
+        "| metric | threads | load (1 min) | d | n real x n fake | ganforge s | torchmetrics s | ratio vs torchmetrics "
         "| torch-fidelity s | ratio vs torch-fidelity | ganforge value | torchmetrics value |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     notes = set()
     for r in result["rows"]:
@@ -240,7 +245,8 @@ def write(result: dict[str, Any], out: str) -> None:
             tf_s, tf_ratio = "not installable", "-"
         else:
             tf_s, tf_ratio = f"{tf_s:.3f}", f"{tf_ratio:.2f}"
-        lines.append(f"| {r['metric']} | {r['threads']} ({r['clock']}) | {r['dim']} | {r['n_real']} x {r['n_fake']} "
+        lines.append(f"| {r['metric']} | {r['threads']} ({r['clock']}) | {r.get('load_1min', '-')} | {r['dim']} "
+                     f"| {r['n_real']} x {r['n_fake']} "
                      f"| {r['ganforge_s']:.3f} | {r['torchmetrics_s']:.3f} | {r['ratio_vs_torchmetrics']:.2f} "
                      f"| {tf_s} | {tf_ratio} | {_fmt(r['ganforge_value'])} | {_fmt(r['torchmetrics_value'])} |")
     lines += [""] + sorted(notes) + ["", "| extractor | images | input | threads | images/s |", "|---|---|---|---|---|"]

@@ -1,8 +1,8 @@
 """``ganforge bench stargan``: the StarGAN recipe over known transforms, beside a CycleGAN on one pair.
 
-Trains ``configs/stargan/fmnist-domains.yaml`` as committed (domains identity, invert, fade:
+Trains ``configs/stargan/fmnist-domains.yaml`` as committed (domains rgb, tint, fade+rgb:
 each on its own disjoint slice of Fashion-MNIST) and, with the same number of generator steps,
-``configs/cyclegan/fmnist-invert.yaml`` on the pair identity -> invert; 3 seeds each, only the
+``configs/cyclegan/fmnist-tint.yaml`` on the pair grey -> tint (StarGAN's rgb -> tint); 3 seeds each, only the
 run mechanics overridden (seed, one thread, no intermediate evaluation or checkpoints;
 ``--quick`` also cuts the steps). On the first ``n_test`` test images x, for every ordered
 domain pair (i, j), G(T_i(x), j) is scored against the true translation T_j(x):
@@ -32,8 +32,10 @@ from ganforge.registry import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "configs" / "stargan" / "fmnist-domains.yaml"
-CYCLEGAN_RECIPE = ROOT / "configs" / "cyclegan" / "fmnist-invert.yaml"
-PAIR = ("identity", "invert")  # the CycleGAN's pair: fmnist -> inverted fmnist
+CYCLEGAN_RECIPE = ROOT / "configs" / "cyclegan" / "fmnist-tint.yaml"
+#: The CycleGAN's pair: grey fmnist -> tinted fmnist; StarGAN's grey domain is ``rgb`` (the grey level in all three
+#: channels, the same information), so both are scored against the same truth tint(x).
+PAIR = ("rgb", "tint")
 SEEDS = (0, 1, 2)
 QUICK_STEPS = 20
 TARGETS = {"content": 0.75, "psnr_gap_db": 1.5}
@@ -75,8 +77,8 @@ def _one(job: dict) -> dict:
         if job["model"] == "stargan":
             fake = game.translate(src, k)
             row = _pair_row(fake, src, truth, ts[j].inverse, y, k, judge, probe, game.classify(fake))
-        else:
-            row = _pair_row(game.translate(src, "ab"), src, truth, ts[j].inverse, y, k, judge, probe)
+        else:  # CycleGAN's A is the grey image itself (1 channel); do-nothing is still scored as rgb(x)
+            row = _pair_row(game.translate(to_model(x), "ab"), src, truth, ts[j].inverse, y, k, judge, probe)
         rows.append({"source": i, "target": j, **row})
     return {"model": job["model"], "seed": job["seed"], "steps": cfg["train"]["steps"],
             "d_steps": cfg["train"].get("d_steps", 1), "cpu_s": cpu, "pairs": rows,
@@ -130,7 +132,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
               f"other jobs); {workers} runs at a time, 1 thread each", "threads": 1, "n_test": n_test,
               "domains": jobs[0]["domains"], "steps": star[0]["steps"], "d_steps": star[0]["d_steps"],
               "recipes": {"stargan": "configs/stargan/fmnist-domains.yaml",
-                          "cyclegan": "configs/cyclegan/fmnist-invert.yaml"},
+                          "cyclegan": "configs/cyclegan/fmnist-tint.yaml"},
               "overrides": {"stargan": [*RUN_OVERRIDES, "--train.seed=S",
                                         *step_overrides(QUICK_STEPS if quick else None)],
                             "cyclegan": [*RUN_OVERRIDES, "--train.seed=S", *step_overrides(star[0]["steps"])]},

@@ -22,7 +22,7 @@ from pathlib import Path
 from ganforge.errors import ConfigError
 
 # The order of the commands in `ganforge` and `ganforge --help`; modules not named here follow, sorted.
-ORDER = ("train", "sample", "eval", "report", "export", "list", "bench", "lab")
+ORDER = ("train", "sample", "eval", "report", "export", "project", "inpaint", "impute", "list", "bench", "lab")
 
 
 def invoked_as(argv0: str | None = None) -> str:

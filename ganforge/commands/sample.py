@@ -21,6 +21,13 @@ def register(sub) -> None:
     s.add_argument("--slerp", action="store_true", help="with --interpolate: spherical instead of linear")
     s.add_argument("--class-sweep", action="store_true", help="with --grid: one row per class (conditional)")
     s.add_argument("--arithmetic", metavar="EXPR", help="with --grid: latent arithmetic on grid indices, '3,7-1+12'")
+    s.add_argument("--truncation", type=float, default=1.0, metavar="PSI",
+                   help="truncation trick w' = w_avg + PSI (w - w_avg), for generators with a mapping network "
+                        "(net stylegan); 1 (default): none, 0: the average image; other nets accept only 1")
+    s.add_argument("--style-mix", type=int, metavar="LAYER",
+                   help="with --grid (net stylegan): a style-mixing figure; each cell takes its row's styles "
+                        "before style input LAYER and its column's from it on (small LAYER: only coarse styles "
+                        "from the row)")
     s.set_defaults(run=run)
 
 
@@ -32,19 +39,21 @@ def run(args) -> int:
         if out.suffix.lower() != ".png":
             raise ConfigError(f"grid files are PNG: give a path ending in .png, got {str(out)!r}")
     else:
-        if args.interpolate is not None or args.slerp or args.class_sweep or args.arithmetic:
-            raise ConfigError("--interpolate, --slerp, --class-sweep and --arithmetic draw a figure: "
-                              "add --grid FILE.png")
+        if args.interpolate is not None or args.slerp or args.class_sweep or args.arithmetic \
+                or args.style_mix is not None:
+            raise ConfigError("--interpolate, --slerp, --class-sweep, --arithmetic and --style-mix draw a "
+                              "figure: add --grid FILE.png")
         out = check_writable(args.out, "sample file")
         if out.suffix not in (".npy", ".csv"):
             raise ConfigError(f"unknown sample file type {out.suffix!r}. Valid: .npy, .csv")
     try:
         if args.grid:
             path = api.sample_grid(args.run_dir, out, n=args.n or 64, seed=args.seed, interpolate=args.interpolate,
-                                   spherical=args.slerp, class_sweep=args.class_sweep, arithmetic=args.arithmetic)
+                                   spherical=args.slerp, class_sweep=args.class_sweep, arithmetic=args.arithmetic,
+                                   truncation=args.truncation, style_mix=args.style_mix)
             print(f"wrote {path}")
             return 0
-        x = api.sample(args.run_dir, args.n or 1000, seed=args.seed)
+        x = api.sample(args.run_dir, args.n or 1000, seed=args.seed, truncation=args.truncation)
         print(f"wrote {len(x)} samples to {api.save_samples(x, out)}")
     except OSError as e:
         target = Path(e.filename) if e.filename else None

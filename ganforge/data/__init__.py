@@ -1,6 +1,6 @@
 """Data sources: toy densities, images. ``build_dataset(name, **params)``."""
 
-from ganforge.data import domains, fmnist, fmnist_m, images, semi, toy, unpaired  # noqa: F401  (register)
+from ganforge.data import domains, fmnist, fmnist_m, images, paired, semi, tabular, toy, unpaired  # noqa: F401  (register)
 from ganforge.data.base import BatchStream, Dataset, Density, MultiStream, make_stream
 from ganforge.registry import DATASETS
 

@@ -32,6 +32,7 @@ from ganforge.errors import ConfigError
 from ganforge.registry import DATASETS
 
 TINT = (255, 170, 85)  # RGB of white under the "tint" transform; R = 255 keeps the grey level exactly
+TINT_COOL = (85, 170, 255)  # "tint-cool": the same tint mirrored, B = 255 keeps the grey level
 FADE = (0.25, 0.5)  # "fade": v -> 0.25 + 0.5 v on [0, 1]: half the contrast, black lifted to a dark grey
 
 
@@ -46,18 +47,27 @@ def _colour(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[torch.Tenso
     return apply
 
 
-def _tint(u: torch.Tensor) -> torch.Tensor:
-    if u.shape[1] != 1:
-        raise ConfigError(f"transform 'tint' colours grey images (1 channel); got {u.shape[1]} channels")
-    return u * u.new_tensor(TINT).view(1, 3, 1, 1) / 255.0
+def _tinter(name: str, colour: tuple[int, int, int]):
+    """(forward, inverse) on [0, 1] floats: grey v -> v * colour / 255, and the least-squares grey level back
+    (exact on clean images, robust on generated ones)."""
+
+    def tint(u: torch.Tensor) -> torch.Tensor:
+        if u.shape[1] != 1:
+            raise ConfigError(f"transform {name!r} colours grey images (1 channel); got {u.shape[1]} channels")
+        return u * u.new_tensor(colour).view(1, 3, 1, 1) / 255.0
+
+    def untint(u: torch.Tensor) -> torch.Tensor:
+        if u.shape[1] != 3:
+            raise ConfigError(f"the inverse of {name!r} takes RGB images (3 channels); got {u.shape[1]} channels")
+        t = u.new_tensor(colour).view(1, 3, 1, 1) / 255.0
+        return (u * t).sum(1, keepdim=True) / (t * t).sum()
+
+    return tint, untint
 
 
-def _untint(u: torch.Tensor) -> torch.Tensor:
-    """Least-squares grey level from the 3 channels: exact on clean images, robust on generated ones."""
-    if u.shape[1] != 3:
-        raise ConfigError(f"the inverse of 'tint' takes RGB images (3 channels); got {u.shape[1]} channels")
-    t = u.new_tensor(TINT).view(1, 3, 1, 1) / 255.0
-    return (u * t).sum(1, keepdim=True) / (t * t).sum()
+_tint, _untint = _tinter("tint", TINT)
+_cool, _uncool = _tinter("tint-cool", TINT_COOL)
+_rgb, _unrgb = _tinter("rgb", (255, 255, 255))
 
 
 def _fade(u: torch.Tensor) -> torch.Tensor:
@@ -96,6 +106,10 @@ TRANSFORMS: dict[str, Transform] = {t.name: t for t in (
               help="swap rows and columns"),
     Transform("tint", _colour(_tint), _colour(_untint), channels=lambda c: 3,
               help=f"grey -> RGB with white at {TINT} (1 -> 3 channels)"),
+    Transform("tint-cool", _colour(_cool), _colour(_uncool), channels=lambda c: 3,
+              help=f"grey -> RGB with white at {TINT_COOL} (1 -> 3 channels)"),
+    Transform("rgb", _colour(_rgb), _colour(_unrgb), channels=lambda c: 3,
+              help="grey -> RGB, the grey level in all 3 channels (the identity for colour domains)"),
     Transform("fade", _colour(_fade), _colour(_unfade),
               help=f"half the contrast: v -> {FADE[0]} + {FADE[1]} v (uint8: the inverse is exact to 1 level)"),
 )}

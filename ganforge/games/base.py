@@ -171,9 +171,12 @@ class Game(nn.Module):
     def _penalties(self, phase: str, critic: nn.Module, *, real, fake, c=None) -> tuple[torch.Tensor, dict]:
         total = torch.zeros((), device=fake.device)
         logs = {}
+        context = {"generator": self.nets["g"] if "g" in self.nets else None, "step": getattr(self, "step", 0),
+                   "game": self}
         for name, weight, pen in self.penalties:
             if pen.phase == phase:
-                v = pen(critic, real=real, fake=fake, c=c)
+                extra = {k: context[k] for k in getattr(pen, "wants", ())}
+                v = pen(critic, real=real, fake=fake, c=c, **extra)
                 total = total + weight * v
                 logs[name] = float(v.detach())
         return total, logs

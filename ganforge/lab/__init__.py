@@ -7,6 +7,7 @@ Heavy work (matplotlib, training) happens only inside ``run``.
 
 from ganforge.lab import (  # noqa: F401
     critics,
+    dfeatures,
     divergences,
     dynamics,
     figures,

@@ -184,7 +184,7 @@ def wgan_fig2(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
     t0 = time.perf_counter()
     gen = seed_all(seed)
     real_d, fake_d = gauss(0.0, 0.5), gauss(6.0, 0.5)
-    steps = 600 if quick else 2000
+    steps = 300 if quick else 2000
     x = np.linspace(-2.0, 8.0, 501)
     fakes = np.linspace(5.0, 7.0, 41)  # the fakes' bulk, mean +- 2 std
     with one_thread():

@@ -162,17 +162,18 @@ def run_mode_collapse(*, out: pathlib.Path, quick: bool, seed: int = 0) -> dict:
     from ganforge.training.checkpoint import list_checkpoints
 
     t0 = time.perf_counter()
-    steps, every = (150, 50) if quick else (3000, 500)
+    # quick (the test): the same runs, snapshots and figure at a size that checks the plumbing in seconds
+    steps, every, batch, n = (30, 10, 64, 1000) if quick else (3000, 500, 256, 2500)
     means, std = ring_means(8, 1.0), 0.01
     runs: dict[str, dict] = {}
     snaps: dict[str, list[tuple[int, np.ndarray]]] = {}
     for obj in OBJECTIVES:
         with tempfile.TemporaryDirectory(prefix="ganforge-lab-") as tmp:
-            run = _train(toy_config(obj, steps, every, seed), pathlib.Path(tmp) / "run")
+            run = _train(toy_config(obj, steps, every, seed, batch_size=batch), pathlib.Path(tmp) / "run")
             snaps[obj], rows = [], []
             for step, path in list_checkpoints(run.run_dir):
                 game, _, _ = load_game(path)
-                x = game.sample(2500, generator=torch.Generator().manual_seed(seed + 7))
+                x = game.sample(n, generator=torch.Generator().manual_seed(seed + 7))
                 m = mode_metrics(x, means, std)
                 counts = np.bincount(torch.cdist(x.double(), means).argmin(1).numpy()[
                     (torch.cdist(x.double(), means).min(1).values < 3 * std).numpy()], minlength=8)

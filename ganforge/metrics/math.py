@@ -9,6 +9,11 @@ Covariance convention: the *unbiased* sample covariance, divided by n - 1
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+
 import numpy as np
 from scipy import linalg
 
@@ -20,6 +25,37 @@ def _f64(x, name: str) -> np.ndarray:
     if a.ndim != 2 or a.shape[0] < 2:
         raise ValueError(f"{name} must be a (n, d) array with n >= 2, got shape {a.shape}")
     return a
+
+
+# Up to this feature width the covariance and matrix square root run on one BLAS thread. At small d
+# they are a chain of many tiny BLAS/LAPACK calls (a Cholesky, sygst and the tridiagonal reduction of
+# eigvalsh each call level-2/3 routines O(d) times); OpenBLAS splits every call over all its threads and
+# each split waits for the slowest thread, so with another job on a 2-core machine the FID at d = 128
+# took 0.1-5 s of wall time instead of ~20 ms (benchmarks/results/metrics.md). The covariance came out
+# bit-identical with OpenBLAS either way; the eigenvalue solve's rounding moves the FID by ~1e-14 relative.
+SERIAL_BLAS_MAX_DIM = 512
+
+
+@functools.cache
+def _blas_pools():
+    from threadpoolctl import ThreadpoolController  # a scikit-learn dependency; imported on first use
+
+    return ThreadpoolController().select(user_api="blas")  # numpy's and scipy's OpenBLAS (or MKL)
+
+
+# The thread limit is process-wide: one holder at a time, so that two threads' limits cannot
+# restore each other's setting in the wrong order.
+_SERIAL_BLAS_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def serial_blas(d: int) -> Iterator[None]:
+    """Run BLAS on one thread inside this context when the feature width ``d`` is small; else change nothing."""
+    if d > SERIAL_BLAS_MAX_DIM:
+        yield
+        return
+    with _SERIAL_BLAS_LOCK, _blas_pools().limit(limits=1):
+        yield
 
 
 # Above this ratio of raw to centred second moment, X^T X - n mu mu^T would have cancelled more
@@ -35,13 +71,14 @@ def mean_scatter(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     that the subtraction would cancel more than 4 digits of some feature's
     variance, the scatter is recomputed from centred features.
     """
-    n = x.shape[0]
+    n, d = x.shape
     mu = x.mean(0)
-    raw = x.T @ x
-    scatter = raw - n * np.outer(mu, mu)
-    if np.any(np.diagonal(raw) > _CANCELLATION_LIMIT * np.diagonal(scatter)):
-        xc = x - mu
-        scatter = xc.T @ xc
+    with serial_blas(d):
+        raw = x.T @ x
+        scatter = raw - n * np.outer(mu, mu)
+        if np.any(np.diagonal(raw) > _CANCELLATION_LIMIT * np.diagonal(scatter)):
+            xc = x - mu
+            scatter = xc.T @ xc
     return mu, scatter
 
 
@@ -69,7 +106,13 @@ def trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     (much faster, never complex). S1 S2 and S2 S1 have the same eigenvalues,
     so a singular S1 tries S2's Cholesky; when both are singular (fewer
     samples than dimensions) the symmetric square root S1^1/2 stands in for L.
+    One BLAS thread up to d = ``SERIAL_BLAS_MAX_DIM``.
     """
+    with serial_blas(s1.shape[0]):
+        return _trace_sqrt_product(s1, s2)
+
+
+def _trace_sqrt_product(s1: np.ndarray, s2: np.ndarray) -> float:
     m = None
     for a, b in ((s1, s2), (s2, s1)):
         try:

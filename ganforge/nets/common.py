@@ -28,6 +28,25 @@ def activation(name: str | None) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+class ProjectionHead:
+    """The critic contract's head for nets with ``out`` (features -> k scores), ``project`` (a bias-free
+    linear map of the one-hot label, or None), ``n_classes`` and ``out_shape``: the projection
+    discriminator (Miyato & Koyama 2018) D(x, c) = out(h) + <V y, h>, h = features(x, c), and
+    ``forward == head(features)``. Mix in before nn.Module."""
+
+    def head(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """Features (N, F) -> scores (N, *out_shape); adds the projection term <V y, h> when conditional."""
+        out = self.out(h)
+        if self.project is not None:
+            oh = one_hot(c, self.n_classes, h.shape[0], h.device).to(h.dtype)
+            v = self.project(oh).reshape(h.shape[0], -1, h.shape[1])  # (N, k, F)
+            out = out + torch.einsum("nkf,nf->nk", v, h)
+        return out.reshape(h.shape[0], *self.out_shape)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x, c), c)
+
+
 def one_hot(c: torch.Tensor | None, n_classes: int, batch: int, device) -> torch.Tensor | None:
     """Labels (N,) int -> (N, K) one-hot; (N, K) float passes through (soft or multi-hot labels)."""
     if n_classes == 0:

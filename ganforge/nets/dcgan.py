@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import maybe_sn, norm_layer, numel, one_hot
+from ganforge.nets.common import ProjectionHead, maybe_sn, norm_layer, numel, one_hot
 from ganforge.registry import NETS
 
 CONDITIONING = ("projection", "concat")
@@ -117,7 +117,7 @@ class DCGANGenerator(nn.Module):
         return self.net(h[:, :, None, None])
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(ProjectionHead, nn.Module):
     """images (N, C, H, W) [, c] -> scores (N, k); ``features``/``head`` split off the output layer."""
 
     def __init__(self, *, in_shape, out_shape, n_classes: int = 0, base: int = 64, max_channels: int = 512,
@@ -152,17 +152,6 @@ class DCGANDiscriminator(nn.Module):
             x = torch.cat([x, maps], dim=1)
         return self.body(x).flatten(1)
 
-    def head(self, h: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        """Features (N, F) -> scores (N, *out_shape); adds the projection term <V y, h> when conditional."""
-        out = self.out(h)
-        if self.project is not None:
-            oh = one_hot(c, self.n_classes, h.shape[0], h.device).to(h.dtype)
-            v = self.project(oh).reshape(h.shape[0], -1, h.shape[1])  # (N, k, F)
-            out = out + torch.einsum("nkf,nf->nk", v, h)
-        return out.reshape(h.shape[0], *self.out_shape)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.features(x, c), c)
 
 
 def dcgan(*, in_shape, out_shape, n_classes: int = 0, base: int = 64, max_channels: int = 512, norm: str = "batch",

@@ -4,6 +4,11 @@ Per phase run: only the phase's optimizer group may have gradients
 (requires_grad toggled), zero_grad, loss, backward, optional clipping,
 step, the phase's after_step hook, EMA. Around the loop: logs, evaluation,
 atomic checkpoints, exact resume, a progress bar, signal handling.
+
+Schedule by step: before every training step the trainer sets ``game.step``
+and calls ``set_step(step)`` on every module of the game that has one (e.g.
+the progressive nets' level and fade-in). Such a module keeps what it derives
+from the step in buffers, so checkpoints and EMA copies carry it.
 """
 
 from __future__ import annotations
@@ -313,6 +318,9 @@ class Trainer:
         try:
             while self.step < tc.steps:
                 self.game.step = self.step  # the game may schedule by step (e.g. instance-noise annealing)
+                for m in self.game.modules():  # so may any module (progressive growing's level and fade-in)
+                    if callable(getattr(m, "set_step", None)):
+                        m.set_step(self.step)
                 for ph in self.phases:
                     for k, v in self._run_phase(ph).items():
                         acc.setdefault(k, []).append(v)

@@ -1,0 +1,263 @@
+"""ResNet generator and critic of SNGAN / WGAN-GP, with SAGAN self-attention and BigGAN-style conditioning.
+
+The architecture of Miyato et al. 2018 (SNGAN, appendix B, Tables 4-6), the
+residual nets of Gulrajani et al. 2017 (WGAN-GP, appendix F) before it:
+
+- generator: z -> linear to a (C0, 4, 4) map -> ``n`` up blocks -> BN, ReLU,
+  conv3x3 to the image channels, tanh. An up block is
+  BN, ReLU, nearest x2 upsample, conv3x3, BN, ReLU, conv3x3, plus the
+  shortcut upsample -> conv1x1;
+- critic: an "optimized" first block (conv3x3, ReLU, conv3x3, avg-pool; shortcut
+  avg-pool -> conv1x1) and residual down blocks (ReLU, conv3x3, ReLU, conv3x3,
+  avg-pool; shortcut conv1x1 -> avg-pool) down to 8x8, then ``extra_blocks``
+  blocks without downsampling (2 in SNGAN's CIFAR critic), ReLU, global *sum*
+  pooling, a linear output. No normalisation layers in the critic: spectral
+  norm (``spectral_norm``, on by default for the critic, off for the
+  generator) or a gradient penalty controls it.
+- weights: Xavier-uniform (gain sqrt(2) in residual convs, 1 in shortcuts and
+  linear layers), zero biases, as in the SNGAN code.
+
+Resolution: square images whose side is a power of two, at least 16 (4 -> 16
+is 2 doublings, 32 is 3, 64 is 4, ...). 28x28 Fashion-MNIST must be resized:
+``--data.resolution=32`` (the fmnist loader resizes bilinearly).
+
+Widths: ``ch`` channels at the generator's full-resolution block and at the
+critic's first block, doubling per halving of the resolution, capped at
+``max_channels``. SNGAN's CIFAR-10 nets are constant-width: G ``ch=256,
+max_channels=256``, D ``ch=128, max_channels=128``.
+
+Self-attention (Zhang et al. 2019, SAGAN, Sec. 3): ``attention: r`` inserts
+one attention block after the block whose output is r x r, in G and in D
+(0 = none).
+
+Conditioning (c: (N,) int labels or (N, K) soft labels):
+- generator: class-conditional batch norm in every up block (Brock et al.
+  2019; de Vries et al. 2017): BN without affine, then per-class gain
+  (initialised at 1) and bias (at 0) picked by the label;
+- critic: projection (Miyato & Koyama 2018), D(x, y) = psi(phi(x)) + <V y, phi(x)>.
+
+Critic contract (as for dcgan): ``features(x, c)`` is the pooled last hidden
+layer (N, F); ``head(h, c)`` maps it to the (N, k) scores, and
+``forward(x, c) == head(features(x, c), c)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.errors import ConfigError
+from ganforge.nets.common import ProjectionHead, maybe_sn, numel, one_hot
+from ganforge.registry import NETS
+
+
+def plan(shape: tuple[int, ...]) -> int:
+    """Number of x2 upsamplings from 4x4 to the image (C, H, W); H == W must be a power of two >= 16."""
+    if len(shape) != 3:
+        raise ConfigError(f"resnet works on images (C, H, W); got data shape {tuple(shape)}. Use the mlp net for "
+                          "vectors")
+    _, h, w = (int(s) for s in shape)
+    if h != w or h < 16 or h & (h - 1):
+        raise ConfigError(f"resnet needs square images whose side is a power of two >= 16 (16, 32, 64, ...); got "
+                          f"{h}x{w}. Set the data's resolution, e.g. --data.resolution=32")
+    return int(math.log2(h)) - 2
+
+
+def _width(ch: int, halvings: int, max_channels: int) -> int:
+    return min(ch * 2 ** halvings, max_channels)
+
+
+def _conv(cin: int, cout: int, k: int, sn: bool, gain: float = math.sqrt(2)) -> nn.Module:
+    conv = nn.Conv2d(cin, cout, k, padding=k // 2)
+    nn.init.xavier_uniform_(conv.weight, gain)
+    nn.init.zeros_(conv.bias)
+    return maybe_sn(conv, sn)  # SN after init: its power-iteration vectors start from the final weight
+
+
+def _linear(cin: int, cout: int, sn: bool, bias: bool = True) -> nn.Module:
+    lin = nn.Linear(cin, cout, bias=bias)
+    nn.init.xavier_uniform_(lin.weight)
+    if bias:
+        nn.init.zeros_(lin.bias)
+    return maybe_sn(lin, sn)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """BN without affine, then gamma(y) * x_hat + beta(y): one gain and bias row per class.
+
+    gain (K, C) starts at 1, bias (K, C) at 0; soft labels (N, K) mix the rows.
+    """
+
+    def __init__(self, channels: int, n_classes: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Parameter(torch.ones(n_classes, channels))
+        self.bias = nn.Parameter(torch.zeros(n_classes, channels))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """x (N, C, H, W), y (N, K) one-hot or soft labels."""
+        y = y.to(x.dtype)
+        return (y @ self.gain)[:, :, None, None] * self.bn(x) + (y @ self.bias)[:, :, None, None]
+
+
+class SelfAttention(nn.Module):
+    """SAGAN's attention block (Zhang et al. 2019, eqs. 1-3): y = x + gamma * v(sum_i beta_ji h(x_i)).
+
+    f, g: 1x1 convs to C/8 channels, beta = softmax over positions i of f(x_i)^T g(x_j);
+    h: 1x1 conv to C/2, v: 1x1 back to C (the C/2 of the authors' later code); gamma starts at 0,
+    so the block starts as the identity.
+    """
+
+    def __init__(self, channels: int, sn: bool) -> None:
+        super().__init__()
+        ck, cv = max(channels // 8, 1), max(channels // 2, 1)
+        self.f = _conv(channels, ck, 1, sn, gain=1.0)
+        self.g = _conv(channels, ck, 1, sn, gain=1.0)
+        self.h = _conv(channels, cv, 1, sn, gain=1.0)
+        self.v = _conv(cv, channels, 1, sn, gain=1.0)
+        self.gamma = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, hh, ww = x.shape
+        f, g, h = self.f(x).flatten(2), self.g(x).flatten(2), self.h(x).flatten(2)  # (N, C', HW)
+        beta = torch.softmax(torch.bmm(f.transpose(1, 2), g), dim=1)  # (N, HW_i, HW_j), sums to 1 over i
+        o = torch.bmm(h, beta).reshape(n, -1, hh, ww)  # o_j = sum_i beta_ij h(x_i)
+        return x + self.gamma * self.v(o)
+
+
+class UpBlock(nn.Module):
+    """BN, ReLU, upsample, conv3x3, BN, ReLU, conv3x3 + (upsample, conv1x1); BN is class-conditional if K > 0."""
+
+    def __init__(self, cin: int, cout: int, n_classes: int, sn: bool) -> None:
+        super().__init__()
+        self.bn1 = ConditionalBatchNorm2d(cin, n_classes) if n_classes else nn.BatchNorm2d(cin)
+        self.bn2 = ConditionalBatchNorm2d(cout, n_classes) if n_classes else nn.BatchNorm2d(cout)
+        self.conv1, self.conv2 = _conv(cin, cout, 3, sn), _conv(cout, cout, 3, sn)
+        self.shortcut = _conv(cin, cout, 1, sn, gain=1.0)
+
+    def _bn(self, bn: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return bn(x, y) if y is not None else bn(x)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.interpolate(F.relu(self._bn(self.bn1, x, y)), scale_factor=2, mode="nearest")
+        h = self.conv2(F.relu(self._bn(self.bn2, self.conv1(h), y)))
+        return h + self.shortcut(F.interpolate(x, scale_factor=2, mode="nearest"))
+
+
+class DownBlock(nn.Module):
+    """Critic block. optimized (the first): conv, ReLU, conv, pool + (pool, conv1x1);
+    else ReLU, conv, ReLU, conv, [pool] + ([conv1x1], [pool]); the 1x1 shortcut only when it is needed."""
+
+    def __init__(self, cin: int, cout: int, sn: bool, *, down: bool = True, optimized: bool = False) -> None:
+        super().__init__()
+        self.down, self.optimized = down, optimized
+        self.conv1, self.conv2 = _conv(cin, cout, 3, sn), _conv(cout, cout, 3, sn)
+        self.shortcut = _conv(cin, cout, 1, sn, gain=1.0) if (optimized or down or cin != cout) else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(x if self.optimized else F.relu(x))
+        h = self.conv2(F.relu(h))
+        s = x
+        if self.optimized:  # pool before the 1x1 conv: the same map at a quarter of the cost
+            s = self.shortcut(F.avg_pool2d(s, 2))
+        else:
+            s = self.shortcut(s) if self.shortcut is not None else s
+            s = F.avg_pool2d(s, 2) if self.down else s
+        return (F.avg_pool2d(h, 2) if self.down else h) + s
+
+
+def _attention_at(attention: int, valid: list[int], role: str) -> int:
+    if attention and attention not in valid:
+        raise ConfigError(f"resnet {role} attention must be 0 (none) or a feature-map size of this net, one of "
+                          f"{', '.join(map(str, valid))}; got {attention}")
+    return attention
+
+
+class ResNetGenerator(nn.Module):
+    """z (N, z_dim) [, c] -> images (N, C, H, W) in [-1, 1]."""
+
+    def __init__(self, *, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channels: int = 512,
+                 spectral_norm: bool = False, attention: int = 0) -> None:
+        super().__init__()
+        self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), n_classes
+        n = plan(self.out_shape)
+        widths = [_width(ch, n - i, max_channels) for i in range(n + 1)]  # the 4x4 map, then each block's output
+        self.attention = _attention_at(attention, [4 * 2 ** (i + 1) for i in range(n)], "generator")
+        self.c0 = widths[0]
+        self.linear = _linear(numel(in_shape), widths[0] * 16, spectral_norm)
+        self.blocks = nn.ModuleList(UpBlock(a, b, n_classes, spectral_norm)
+                                    for a, b in zip(widths[:-1], widths[1:], strict=True))
+        self.attn = SelfAttention(widths[int(math.log2(attention)) - 2], spectral_norm) if attention else None
+        self.bn = nn.BatchNorm2d(widths[-1])
+        self.out = _conv(widths[-1], self.out_shape[0], 3, spectral_norm, gain=1.0)
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        y = one_hot(c, self.n_classes, z.shape[0], z.device)
+        h = self.linear(z.reshape(z.shape[0], -1)).reshape(z.shape[0], self.c0, 4, 4)
+        for block in self.blocks:
+            h = block(h, y)
+            if self.attn is not None and h.shape[-1] == self.attention:
+                h = self.attn(h)
+        return torch.tanh(self.out(F.relu(self.bn(h))))
+
+
+class ResNetDiscriminator(ProjectionHead, nn.Module):
+    """images (N, C, H, W) [, c] -> scores (N, k); ``features``/``head`` split off the output layer."""
+
+    def __init__(self, *, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channels: int = 512,
+                 spectral_norm: bool = True, attention: int = 0, extra_blocks: int = 2) -> None:
+        super().__init__()
+        if extra_blocks < 0:
+            raise ConfigError(f"resnet extra_blocks must be >= 0, got {extra_blocks}")
+        self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), n_classes
+        n_down = plan(self.in_shape) - 1  # down to 8x8
+        sizes = [self.in_shape[1] // 2 ** (i + 1) for i in range(n_down)]
+        self.attention = _attention_at(attention, sizes, "critic")
+        blocks, cin = [], self.in_shape[0]
+        for i in range(n_down):
+            cout = _width(ch, i, max_channels)
+            blocks.append(DownBlock(cin, cout, spectral_norm, optimized=i == 0))
+            if attention == sizes[i]:
+                blocks.append(SelfAttention(cout, spectral_norm))
+            cin = cout
+        blocks += [DownBlock(cin, cin, spectral_norm, down=False) for _ in range(extra_blocks)]
+        self.blocks = nn.Sequential(*blocks)
+        self.n_features = cin
+        k = numel(self.out_shape)
+        self.out = _linear(cin, k, spectral_norm)
+        self.project = _linear(n_classes, cin * k, spectral_norm, bias=False) if n_classes else None
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """ReLU then global sum pooling of the last block: (N, F)."""
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+
+
+
+def resnet(*, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channels: int = 512,
+           spectral_norm: bool | None = None, attention: int = 0, extra_blocks: int = 2) -> nn.Module:
+    """ResNet net (SNGAN): (z_dim,) -> image builds the generator; image -> (k,) builds the critic.
+
+    ch: channels at G's full-resolution block and D's first block, doubling per halving, capped at
+    max_channels; spectral_norm: default on for the critic, off for the generator; attention: the
+    feature-map size of a SAGAN self-attention block (0 = none); extra_blocks: critic blocks at 8x8
+    without downsampling (2 in SNGAN).
+    """
+    in_shape, out_shape = tuple(in_shape), tuple(out_shape)
+    if ch < 1 or max_channels < 1:
+        raise ConfigError(f"resnet needs ch >= 1 and max_channels >= 1, got {ch}, {max_channels}")
+    if len(in_shape) == 1 and len(out_shape) == 3:
+        return ResNetGenerator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, ch=ch,
+                               max_channels=max_channels, spectral_norm=bool(spectral_norm), attention=attention)
+    if len(in_shape) == 3:
+        return ResNetDiscriminator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, ch=ch,
+                                   max_channels=max_channels, spectral_norm=spectral_norm is not False,
+                                   attention=attention, extra_blocks=extra_blocks)
+    raise ConfigError(f"resnet maps a latent vector to an image (generator) or an image to scores (critic); "
+                      f"got in_shape {in_shape} -> out_shape {out_shape}")
+
+
+NETS.add("resnet", resnet, help="ResNet G/D of SNGAN (Miyato et al. 2018): ch, max_channels, spectral_norm, "
+                                "attention (SAGAN), class-conditional BN + projection")
