@@ -146,7 +146,7 @@ def from_partial(out: str, wall: float) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any]) -> list[str]:
     """The markdown table of a ``gain`` result."""
-    cmd = "nice -n 10 ganforge bench gain" + (" --quick" if result["quick"] else "")
+    cmd = "ganforge bench gain" + (" --quick" if result["quick"] else "")
     total_cpu = sum(r["cpu_s"] + r["cpu_s_impute"] + r["cpu_s_iterative"] for r in result["runs"])
     done = result.get("runs_done", "")
     partial = f" (interrupted: {done} runs)" if done and done.split(" of ")[0] != done.split(" of ")[1] else ""

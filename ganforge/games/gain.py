@@ -51,11 +51,11 @@ from ganforge.training.evaluation import EVALUATORS
 DEFAULT_RECIPE: dict = {
     "game": {"name": "gain", "alpha": 100.0, "hint_rate": 0.2, "noise": 0.01, "loss_on": "all"},
     "objective": {"name": "ns"},
-    "nets": {"g": {"name": "mlp", "hidden": 64, "depth": 2, "out_activation": "sigmoid"},
-             "d": {"name": "mlp", "hidden": 64, "depth": 2}},
+    "nets": {"g": {"name": "mlp", "hidden": 16, "depth": 2, "out_activation": "sigmoid"},
+             "d": {"name": "mlp", "hidden": 16, "depth": 2}},
     "optim": {"g": {"name": "adam", "lr": 1.0e-3, "betas": [0.9, 0.999]},
               "d": {"name": "adam", "lr": 1.0e-3, "betas": [0.9, 0.999]}},
-    "train": {"steps": 1500, "batch_size": 128},
+    "train": {"steps": 500, "batch_size": 128},
 }
 
 #: Which entries the adversarial losses count: "all" (the authors' code), "unrevealed" (the paper: hint 0.5 only).
