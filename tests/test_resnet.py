@@ -36,7 +36,7 @@ def test_every_power_of_two_size(size) -> None:
 
 
 def test_bad_inputs_are_config_errors() -> None:
-    with pytest.raises(ConfigError, match=r"power of two >= 16 .* got 28x28. .*--data.resolution=32"):
+    with pytest.raises(ConfigError, match=r"power of two >= 16; got 28x28. .*--data.resolution=32"):
         build_net("resnet", in_shape=(1, 28, 28), out_shape=(1,))
     with pytest.raises(ConfigError, match=r"got 28x28"):
         build_net("resnet", in_shape=(16,), out_shape=(1, 28, 28))

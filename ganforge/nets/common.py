@@ -28,6 +28,38 @@ def activation(name: str | None) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
+def square_side(shape, what: str) -> int:
+    """The side R of a square image shape (C, R, R) with R a power of two >= 16; else a ConfigError naming ``what``."""
+    if len(shape) != 3:
+        raise ConfigError(f"{what} works on images (C, H, W); got data shape {tuple(shape)}. Use the mlp net for "
+                          "vectors")
+    _, h, w = (int(s) for s in shape)
+    if h != w or h < 16 or h & (h - 1):
+        raise ConfigError(f"{what} needs square images whose side is a power of two >= 16; got "
+                          f"{h}x{w}. Set the data's resolution, e.g. --data.resolution=32")
+    return h
+
+
+def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Each row's (dim 1) vector divided by its root mean square: Karras et al. 2018's pixelwise feature
+    normalisation (eq. 5) on feature maps, and StyleGAN's normalisation of z on (N, D) codes."""
+    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
+
+
+def minibatch_stddev(x: torch.Tensor, group: int = 4, eps: float = 1e-8) -> torch.Tensor:
+    """x (N, C, H, W) -> (N, C + 1, H, W): appends the mean over (C, H, W) of the per-feature std over a group
+    (Karras et al. 2018, Sec. 3).
+
+    Groups are strided as in the paper's code: sample n is in group n mod M (M = N / G); the std is the
+    biased one, sqrt(mean_g (x - mean_g x)^2 + eps). G = the largest divisor of N that is <= ``group``.
+    """
+    n, c, h, w = x.shape
+    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)
+    y = x.float().reshape(g, n // g, c, h, w)
+    s = ((y - y.mean(dim=0, keepdim=True)).pow(2).mean(dim=0) + eps).sqrt().mean(dim=(1, 2, 3))  # (M,)
+    return torch.cat([x, s.to(x.dtype).repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
+
+
 class ProjectionHead:
     """The critic contract's head for nets with ``out`` (features -> k scores), ``project`` (a bias-free
     linear map of the one-hot label, or None), ``n_classes`` and ``out_shape``: the projection

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, numel, one_hot
+from ganforge.nets.common import ProjectionHead, minibatch_stddev, numel, one_hot, pixel_norm, square_side
 from ganforge.registry import NETS
 
 HE = math.sqrt(2.0)  # He et al. 2015's gain for (Leaky)ReLU layers
@@ -73,13 +73,7 @@ def schedule(step: int, phase_steps: int, top: int) -> tuple[int, float]:
 
 def levels_for(shape) -> int:
     """The top level L of data (C, R, R): R = 4 * 2^L, R a power of two >= 16."""
-    if len(shape) != 3:
-        raise ConfigError(f"progressive works on images (C, H, W); got data shape {tuple(shape)}")
-    _, h, w = (int(s) for s in shape)
-    if h != w or h < 16 or h & (h - 1):
-        raise ConfigError(f"progressive needs square images whose side is a power of two >= 16; got {h}x{w}. "
-                          "Set the data's resolution, e.g. --data.resolution=32")
-    return int(math.log2(h)) - 2
+    return int(math.log2(square_side(shape, "progressive"))) - 2
 
 
 def widths(top: int, base: int, max_channels: int) -> list[int]:
@@ -114,24 +108,6 @@ class EqualizedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight * self.scale, self.bias)
-
-
-def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Each pixel's feature vector divided by its root mean square over channels (dim 1), eq. 5."""
-    return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + eps)
-
-
-def minibatch_stddev(x: torch.Tensor, group: int = 4, eps: float = 1e-8) -> torch.Tensor:
-    """x (N, C, H, W) -> (N, C + 1, H, W): appends the mean over (C, H, W) of the per-feature std over a group.
-
-    Groups are strided as in the paper's code: sample n is in group n mod M (M = N / G); the std is the
-    biased one, sqrt(mean_g (x - mean_g x)^2 + eps). G = the largest divisor of N that is <= ``group``.
-    """
-    n, c, h, w = x.shape
-    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)
-    y = x.reshape(g, n // g, c, h, w)
-    s = ((y - y.mean(dim=0, keepdim=True)).pow(2).mean(dim=0) + eps).sqrt().mean(dim=(1, 2, 3))  # (M,)
-    return torch.cat([x, s.repeat(g).reshape(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
 
 
 def downsample(x: torch.Tensor, times: int) -> torch.Tensor:

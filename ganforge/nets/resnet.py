@@ -50,20 +50,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, maybe_sn, numel, one_hot
+from ganforge.nets.common import ProjectionHead, maybe_sn, numel, one_hot, square_side
 from ganforge.registry import NETS
 
 
 def plan(shape: tuple[int, ...]) -> int:
     """Number of x2 upsamplings from 4x4 to the image (C, H, W); H == W must be a power of two >= 16."""
-    if len(shape) != 3:
-        raise ConfigError(f"resnet works on images (C, H, W); got data shape {tuple(shape)}. Use the mlp net for "
-                          "vectors")
-    _, h, w = (int(s) for s in shape)
-    if h != w or h < 16 or h & (h - 1):
-        raise ConfigError(f"resnet needs square images whose side is a power of two >= 16 (16, 32, 64, ...); got "
-                          f"{h}x{w}. Set the data's resolution, e.g. --data.resolution=32")
-    return int(math.log2(h)) - 2
+    return int(math.log2(square_side(shape, "resnet"))) - 2
 
 
 def _width(ch: int, halvings: int, max_channels: int) -> int:

@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, numel, one_hot
+from ganforge.nets.common import ProjectionHead, minibatch_stddev, numel, one_hot, pixel_norm, square_side
 from ganforge.registry import NETS
 
 UPSAMPLE = ("bilinear", "nearest")
@@ -62,20 +62,9 @@ def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * SQRT2
 
 
-def normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """x / sqrt(mean_j x_j^2) per row: the "pixel norm" of z (N, D)."""
-    return x * (x.square().mean(1, keepdim=True) + eps).rsqrt()
-
-
 def resolution(shape, what: str = "stylegan") -> int:
     """The side R of a square (C, R, R) image shape with R a power of two >= 16."""
-    if len(shape) != 3:
-        raise ConfigError(f"{what} works on images (C, H, W); got shape {tuple(shape)}. Use the mlp net for vectors")
-    _, h, w = (int(s) for s in shape)
-    if h != w or h < 16 or h & (h - 1):
-        raise ConfigError(f"{what} needs square images whose side is a power of two >= 16; got {h}x{w}. "
-                          "Set the data's resolution, e.g. --data.resolution=32")
-    return h
+    return square_side(shape, what)
 
 
 def widths(res: int, base: int, max_channels: int) -> dict[int, int]:
@@ -228,10 +217,10 @@ class StyleGANGenerator(nn.Module):
     # -- the two networks ---------------------------------------------------------------
     def mapping(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """f(z [, c]) = w: (N, z_dim) -> (N, w_dim)."""
-        x = normalize_2nd_moment(z.reshape(z.shape[0], -1))
+        x = pixel_norm(z.reshape(z.shape[0], -1))
         oh = one_hot(c, self.n_classes, z.shape[0], z.device)
         if oh is not None:
-            x = torch.cat([x, normalize_2nd_moment(self.embed(oh.to(x.dtype)))], dim=1)
+            x = torch.cat([x, pixel_norm(self.embed(oh.to(x.dtype)))], dim=1)
         return self.mapping_net(x)
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
@@ -274,19 +263,6 @@ class StyleGANGenerator(nn.Module):
 
 
 # ----------------------------------------------------------------------------- discriminator
-def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
-    """Append the mean over features of the per-group standard deviation as one channel (Karras et al. 2018).
-
-    Groups are samples i, i + N/G, ..., G the largest divisor of N that is <= ``group``.
-    """
-    n, c, h, w = x.shape
-    g = max(d for d in range(1, min(group, n) + 1) if n % d == 0)
-    y = x.float().reshape(g, n // g, c, h, w)
-    y = (y - y.mean(0)).square().mean(0).add(1e-8).sqrt().mean(dim=(1, 2, 3))  # (N/G,)
-    y = y.to(x.dtype).reshape(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
-    return torch.cat([x, y], dim=1)
-
-
 class DBlock(nn.Module):
     """Residual block: (conv3x3 -> avgpool -> conv3x3 + conv1x1(avgpool(x))) / sqrt(2)."""
 
