@@ -112,8 +112,9 @@ def codes(game, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | Non
 def sampling_generator(game) -> torch.nn.Module:
     """The generator exactly as ``game.sample`` uses it (eval mode, standing batch-norm statistics)."""
     if hasattr(game, "sampling_net"):
+        labels = getattr(game, "labels", lambda m, gen: None)  # unconditional games (bigan, ssgan) have none
         return game.sampling_net("g", lambda m, gen: (game.noise(m, game.z_dim, generator=gen, latent=game.latent),
-                                                      game.labels(m, gen)))
+                                                      labels(m, gen)))
     return game.nets["g"].eval()
 
 
@@ -179,6 +180,14 @@ def figure_images(game, *, n: int = 64, seed: int = 0, interpolate_steps: int | 
         raise ConfigError(f"choose one of --interpolate, --class-sweep, --arithmetic; got {' and '.join(modes)}")
     if spherical and interpolate_steps is None:
         raise ConfigError("--slerp changes --interpolate: add --interpolate STEPS")
+    if not hasattr(game, "z_dim"):
+        # translation games (cyclegan, stargan, pix2pix, srgan) map images to images: no latent to walk
+        if modes:
+            raise ConfigError(f"{modes[0]} walks a generator's latent space, and this run's game "
+                              f"({type(game).__name__}) translates images instead: it has none. A plain --grid "
+                              "shows its translations")
+        x = game.sample(n, generator=torch.Generator().manual_seed(seed))
+        return x.cpu(), 8
     if interpolate_steps is not None:
         return interpolation_rows(game, interpolate_steps, min(n, 16), seed, spherical), interpolate_steps
     if sweep:

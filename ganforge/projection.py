@@ -88,6 +88,8 @@ def model_of(game) -> Model:
         d = _frozen(copy.deepcopy(d))
         if hasattr(game, "encode"):  # BiGAN's joint critic scores (x, z)
             critic = lambda x, z, c: d(x, z).reshape(-1)  # noqa: E731
+        elif hasattr(game, "real_logit"):  # SSGAN: K class logits, "real" through their logsumexp
+            critic = lambda x, z, c, f=game.real_logit: f(d(x))  # noqa: E731
         else:
             critic = lambda x, z, c: d(x, c).reshape(-1)  # noqa: E731
     encode = game.encode if hasattr(game, "encode") else None

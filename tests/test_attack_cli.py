@@ -311,3 +311,16 @@ def test_the_benchmark_machine_line_names_the_thread_count():
 
     assert f"torch {torch.__version__}, 3 threads" in machine_line(3)
     assert f", {torch.get_num_threads()} thread" in machine_line()
+
+
+@pytest.mark.parametrize("game, wanted, unwanted", [
+    ("gain", [" impute TABLE.csv --run "], [" eval ", " sample "]),
+    ("dann", [" report "], [" eval ", " sample ", " impute "]),
+    ("adda", [" report "], [" eval ", " sample ", " impute "]),
+])
+def test_summary_suggests_commands_that_fit_the_game(tmp_path, game, wanted, unwanted):
+    (tmp_path / "config.yaml").write_text(f"name: t\ngame: {{name: {game}}}\neval: {{n: 10}}\n")
+    text = summary(tmp_path, 2, {"rmse": 0.3}, wall=1, cpu=1, threads=1, argv0="ganforge")
+    nxt = text.split("next:")[1]
+    assert all(w in nxt for w in wanted) and not any(u in nxt for u in unwanted), nxt
+    assert " train --resume " in nxt

@@ -12,10 +12,9 @@ from conftest import assert_same_state, read_records
 
 from ganforge.errors import ConfigError
 from ganforge.nets import build_net
+from ganforge.nets.common import EqualConv2d, EqualLinear
 from ganforge.nets.progressive import (
     HE,
-    EqualizedConv2d,
-    EqualizedLinear,
     minibatch_stddev,
     pixel_norm,
     schedule,
@@ -127,7 +126,7 @@ def test_critic_below_the_top_level_sees_only_the_pooled_image() -> None:
 
 def test_equalized_learning_rate_scales_weights_by_he_constant_at_run_time() -> None:
     g, d = _pair(32, channels=3)
-    layers = [m for net in (g, d) for m in net.modules() if isinstance(m, (EqualizedConv2d, EqualizedLinear))]
+    layers = [m for net in (g, d) for m in net.modules() if isinstance(m, (EqualConv2d, EqualLinear))]
     assert len(layers) > 10
     for m in layers:
         fan_in = m.weight[0].numel()
@@ -137,7 +136,7 @@ def test_equalized_learning_rate_scales_weights_by_he_constant_at_run_time() -> 
     x = torch.randn(2, conv.weight.shape[1], 8, 8)
     torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight * math.sqrt(2 / conv.weight[0].numel()),
                                                  conv.bias, padding=1))
-    big = EqualizedConv2d(64, 64, 3)  # stored weights are N(0, 1), biases 0: the scale lives in forward
+    big = EqualConv2d(64, 64, 3, gain=HE)  # stored weights are N(0, 1), biases 0: the scale lives in forward
     assert 0.97 < float(big.weight.detach().std()) < 1.03 and not big.bias.detach().any()
 
 

@@ -27,7 +27,7 @@ import torch
 
 from ganforge.bench.compare import mean_ci
 from ganforge.bench.cyclegan_bench import RUN_OVERRIDES, train_recipe
-from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
 from ganforge.bench.translation import write
 from ganforge.registry import BENCHMARKS
 
@@ -100,8 +100,8 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
                                      f"{r['rmse_iterative']:.4f} ({r['cpu_s']:.0f} CPU-s)")
     result = summarise(jobs, runs, quick=quick, workers=1 if quick else workers, wall=time.perf_counter() - t0)
     write(result, out, markdown(result))
-    if out and partial is not None and partial.exists():
-        partial.unlink()
+    if out:
+        finish(partial)
     return result
 
 

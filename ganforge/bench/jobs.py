@@ -2,7 +2,7 @@
 
 Each finished job's record is appended to a ``.partial.jsonl`` file beside the
 benchmark's output, so that an interrupted benchmark continues where it
-stopped; the caller deletes the file once the final results are written.
+stopped; the caller deletes it with ``finish`` once the final results are written.
 """
 
 from __future__ import annotations
@@ -17,6 +17,12 @@ from pathlib import Path
 
 def partial_path(out: str | None) -> Path | None:
     return Path(out).with_suffix(".partial.jsonl") if out else None
+
+
+def finish(partial: Path | None) -> None:
+    """Delete a benchmark's ``.partial.jsonl`` once its final results are written (if there is one)."""
+    if partial is not None and partial.exists():
+        partial.unlink()
 
 
 def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict], Hashable], *,

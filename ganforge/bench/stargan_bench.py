@@ -26,7 +26,7 @@ import torch
 
 from ganforge.bench.compare import mean_ci
 from ganforge.bench.cyclegan_bench import RUN_OVERRIDES, step_overrides, train_recipe
-from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
 from ganforge.bench.translation import Judge, psnr, test_images, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -139,8 +139,8 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
               "content_original": star[0]["content_original"], "targets": TARGETS,
               "wall_seconds": time.perf_counter() - t0, "summary": summary, "cells": cells, "runs": runs}
     write(result, out, markdown(result))
-    if out and partial is not None and partial.exists():
-        partial.unlink()
+    if out:
+        finish(partial)
     return result
 
 

@@ -8,12 +8,20 @@ of its ``api.train`` call in a one-thread worker process: building, training and
 evaluation, not the interpreter's start-up and imports (measured once, reported apart). Means carry
 a 95 % Student-t interval over seeds (``bench.compare.mean_ci``). Runs go two at a time; finished
 runs are kept in a ``.partial.jsonl`` file (``bench.jobs``), so an interrupted benchmark continues.
+A kept run is reused only when its record carries the hash of the same fully resolved config
+(recipe, the recipes it bases on, every default, the overrides; ``config_hash``): after any change
+to a recipe or to a default the runs are trained again, and records without a hash never count.
+
+A recipe that samples with discriminator rejection sampling (``game.drs``) is scored both ways: its
+metrics as the recipe samples, and ``*_plain`` metrics of the same final generator sampled directly
+(the same evaluation seed and n), outside the run's CPU-seconds.
 
     ganforge bench toy-frontier [--quick] [--out benchmarks/results/toy-frontier.json]
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -26,7 +34,7 @@ from typing import Any
 import torch
 
 from ganforge.bench.compare import mean_ci
-from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
 from ganforge.bench.toy_modes import PUBLISHED
 from ganforge.registry import BENCHMARKS
 
@@ -47,9 +55,34 @@ def _one(job: dict) -> dict:
     c0, t0 = time.process_time(), time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ganforge-frontier-") as d:
         res = api.train(job["recipe"], overrides=job["overrides"], out=d, quiet=True)
-    return {"dataset": job["dataset"], "seed": job["seed"],
-            **{k: res.metrics.get(k) for k in ("modes", "hq", "rkl")},
-            "cpu_seconds": time.process_time() - c0, "wall_seconds": time.perf_counter() - t0}
+        cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+        plain = _plain_metrics(d)
+    return {"dataset": job["dataset"], "seed": job["seed"], "config_hash": job["config_hash"],
+            **{k: res.metrics.get(k) for k in ("modes", "hq", "rkl")}, **plain,
+            "cpu_seconds": cpu, "wall_seconds": wall}
+
+
+def _plain_metrics(run_dir: str) -> dict:
+    """For a run that samples with rejection (game.drs): modes / hq / rkl of direct samples, else {}."""
+    from ganforge import api
+    from ganforge.metrics.modes import mode_metrics
+
+    game, cfg, _ = api.load_game(run_dir)
+    if not getattr(game, "drs", False):
+        return {}
+    game.drs = False
+    x = game.sample(cfg.eval.n, generator=torch.Generator().manual_seed(cfg.eval.seed))
+    dens = game.data.density
+    m = mode_metrics(x, dens.means, dens.std)
+    return {f"{k}_plain": m[k] for k in ("modes", "hq", "rkl")}
+
+
+def config_hash(recipe: str, overrides: list[str]) -> str:
+    """sha256 (16 hex digits) of the fully resolved config of ``recipe`` with ``overrides``."""
+    from ganforge import api
+
+    cfg = api.make_config(recipe, overrides)
+    return hashlib.sha256(json.dumps(cfg.data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _jobs(quick: bool) -> list[dict]:
@@ -62,9 +95,15 @@ def _jobs(quick: bool) -> list[dict]:
               "--checkpoint.every=0", "--checkpoint.keep=1", "--train.tensorboard=false"]
         if quick:
             ov.append(f"--train.steps={QUICK_STEPS}")
-        jobs.append({"dataset": ds, "seed": seed, "overrides": ov,
-                     "recipe": str(ROOT / "configs" / "toy" / f"{ds}.yaml")})
+        recipe = str(ROOT / "configs" / "toy" / f"{ds}.yaml")
+        jobs.append({"dataset": ds, "seed": seed, "overrides": ov, "recipe": recipe,
+                     "config_hash": config_hash(recipe, ov)})
     return jobs
+
+
+def job_key(r: dict) -> tuple:
+    """A job and its record match only with the same data, seed and resolved config (None: never reused)."""
+    return r["dataset"], r["seed"], r.get("config_hash") or object()
 
 
 def startup_cpu_seconds() -> float:
@@ -82,14 +121,13 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     jobs = _jobs(quick)
     partial = partial_path(out)
     t0 = time.perf_counter()
-    runs = run_jobs(jobs, _one, lambda r: (r["dataset"], r["seed"]), partial=partial, workers=workers,
+    runs = run_jobs(jobs, _one, job_key, partial=partial, workers=workers,
                     report=lambda r: f"toy-frontier: {r['dataset']:<5} seed {r['seed']}: modes {r['modes']} "
                                      f"hq {r['hq']} rkl {r['rkl']} ({r['cpu_seconds']:.0f} CPU-s)")
     result = summarise(runs, quick=quick, workers=workers, wall=time.perf_counter() - t0)
     if out:
         write(result, out)
-        if partial is not None and partial.exists():
-            partial.unlink()
+        finish(partial)
     return result
 
 
@@ -108,8 +146,12 @@ def summarise(runs: list[dict], *, quick: bool, workers: int, wall: float) -> di
     cells = []
     for ds in DATASETS:
         rs = [r for r in runs if r["dataset"] == ds]
-        cells.append({"dataset": ds, "seeds": len(rs),
-                      **{m: mean_ci([r[m] for r in rs if r[m] is not None]) for m in METRICS}})
+        cell = {"dataset": ds, "seeds": len(rs),
+                **{m: mean_ci([r[m] for r in rs if r[m] is not None]) for m in METRICS}}
+        if rs and all("hq_plain" in r for r in rs):  # a recipe with rejection sampling: also its direct samples
+            cell["plain"] = {**{m: mean_ci([r[f"{m}_plain"] for r in rs if r[f"{m}_plain"] is not None])
+                                for m in METRICS[:3]}, "cpu_seconds": cell["cpu_seconds"]}
+        cells.append(cell)
     return {
         "benchmark": "toy-frontier",
         "quick": quick,
@@ -127,7 +169,7 @@ def summarise(runs: list[dict], *, quick: bool, workers: int, wall: float) -> di
 
 
 def _met_text(cell: dict, target: dict) -> str:
-    ok = "yes" if met(cell, target) else "no"
+    ok = "yes" if met({**cell, **cell.get("view", {})}, target) else "no"
     return ok if cell["seeds"] >= len(SEEDS) else f"{ok} ({cell['seeds']} seed{'s' if cell['seeds'] != 1 else ''})"
 
 
@@ -146,7 +188,9 @@ def write(result: dict[str, Any], out: str) -> None:
              "", f"Made by `{cmd}`. Machine: {result['machine']}. Recipes: "
              + ", ".join(f"`{v}`" for v in result["recipes"].values())
              + (f", cut to {result['steps_override']} steps" if result["steps_override"] else ", as shipped")
-             + ". 2,500 samples of the final generator (EMA weights), PacGAN/VEEGAN protocol "
+             + ". 2,500 samples of the final generator (EMA weights; where a recipe sets `game.drs`, kept by "
+             "discriminator rejection sampling, and the same generators are also scored sampled directly), "
+             "PacGAN/VEEGAN protocol "
              "(`ganforge.metrics.modes`). Mean ± half-width of the 95 % Student-t interval over seeds. "
              "CPU-s = user + system CPU time of one run's `api.train` (build, train, final evaluation) at 1 thread; "
              f"a fresh interpreter's imports add {result['startup_cpu_seconds']:.1f} CPU-s once. "
@@ -157,10 +201,16 @@ def write(result: dict[str, Any], out: str) -> None:
         t = result["targets"][c["dataset"]]
         target = f"modes ≥ {t['modes']}, HQ ≥ {t['hq'] * 100:g} %" + \
             (f", rKL ≤ {t['rkl']}" if t["rkl"] is not None else "") + f", ≤ {t['cpu_seconds']} CPU-s"
-        lines.append(f"| {c['dataset']} | ganforge `{result['recipes'][c['dataset']]}` | {c['seeds']} | "
-                     f"{_ci(c['modes'], fmt='{:.1f}')} | {_ci(c['hq'], 100, '{:.1f}')} | "
-                     f"{_ci(c['rkl'], fmt='{:.4f}')} | "
-                     f"{_ci(c['cpu_seconds'], fmt='{:.0f}')} | {target} | {_met_text(c, t)} |")
+        recipe = f"ganforge `{result['recipes'][c['dataset']]}`"
+        views = [(recipe + (" (DRS sampling)" if "plain" in c else ""), c)]
+        if "plain" in c:
+            views.append(("the same runs' generators sampled directly (no DRS)", {**c, "view": c["plain"]}))
+        for label, v in views:
+            st = {**v, **v.get("view", {})}
+            lines.append(f"| {c['dataset']} | {label} | {c['seeds']} | "
+                         f"{_ci(st['modes'], fmt='{:.1f}')} | {_ci(st['hq'], 100, '{:.1f}')} | "
+                         f"{_ci(st['rkl'], fmt='{:.4f}')} | "
+                         f"{_ci(st['cpu_seconds'], fmt='{:.0f}')} | {target} | {_met_text(v, t)} |")
         idx = DATASETS.index(c["dataset"])
         for name, *vals in PUBLISHED:
             if "PacGAN" in name:
@@ -175,9 +225,13 @@ def write(result: dict[str, Any], out: str) -> None:
                   f"`{path.with_suffix('.partial.jsonl').name}` (git-ignored) is beside the output."]
     lines += ["", "Published rows: ../shared/BENCHMARKS.md (PacGAN Table 1; means ± s.e. over 10 trials; "
               "G = MLP 4 x 400, D = maxout 3 x 200, batch 100, 400 epochs).", "",
-              "| data | seed | modes | HQ % | rKL | CPU-s |", "|---|---|---|---|---|---|"]
+              "| data | seed | modes | HQ % | rKL | direct sampling: modes, HQ %, rKL | CPU-s |",
+              "|---|---|---|---|---|---|---|"]
     for r in result["runs"]:
         hq = "-" if r["hq"] is None else f"{r['hq'] * 100:.1f}"
         rkl = "-" if r["rkl"] is None else f"{r['rkl']:.4f}"
-        lines.append(f"| {r['dataset']} | {r['seed']} | {r['modes']} | {hq} | {rkl} | {r['cpu_seconds']:.0f} |")
+        plain = (f"{r['modes_plain']}, {r['hq_plain'] * 100:.1f}, {r['rkl_plain']:.4f}" if r.get("hq_plain")
+                 is not None else "- (sampled directly)")
+        lines.append(f"| {r['dataset']} | {r['seed']} | {r['modes']} | {hq} | {rkl} | {plain} | "
+                     f"{r['cpu_seconds']:.0f} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from ganforge.bench.compare import mean_ci
-from ganforge.bench.jobs import ci_text, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
 from ganforge.registry import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,8 +117,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     result = summarise(jobs, runs, quick=quick, workers=workers, wall_seconds=time.perf_counter() - t0)
     if out:
         write(result, out)
-        if partial is not None and partial.exists():
-            partial.unlink()
+        finish(partial)
     return result
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from ganforge.bench.jobs import machine_line, partial_path, run_jobs, seed_cells
+from ganforge.bench.jobs import finish, machine_line, partial_path, run_jobs, seed_cells
 from ganforge.bench.toy_modes import PUBLISHED, _ms
 from ganforge.registry import BENCHMARKS
 
@@ -95,8 +95,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     }
     if out:
         write(result, out)
-        if partial is not None and partial.exists():
-            partial.unlink()
+        finish(partial)
     return result
 
 

@@ -121,6 +121,8 @@ def _duration(s: float) -> str:
 
 _IMAGE_KEYS = {"fid", "kid", "is", "precision", "recall", "density", "coverage", "classes_covered"}
 _VECTOR_KEYS = {"modes", "hq", "rkl", "nll"}
+#: Games whose product is a classifier (domain adaptation), not samples: no sample/eval commands to suggest.
+_CLASSIFIER_GAMES = {"dann", "adda"}
 
 
 def summary(run_dir: Path, step: int, metrics: dict, *, wall: float, cpu: float, threads: int,
@@ -160,12 +162,16 @@ def summary(run_dir: Path, step: int, metrics: dict, *, wall: float, cpu: float,
     vector = bool(keys & _VECTOR_KEYS)
     steps = (cfg.get("train") or {}).get("steps", step)
     more = max(int(steps) if isinstance(steps, int) else step, step) * 2
+    game = (cfg.get("game") or {}).get("name")
     lines.append("next:")
-    if not vector:
-        only = "" if image else " (image models only)"
-        lines.append(f"  {g} eval {run_dir}   # FID, KID, precision/recall, IS on 10000 samples -> eval.json{only}")
-        lines.append(f"  {g} sample {run_dir} --grid grid.png   # a PNG grid of new samples{only}")
-    lines.append(f"  {g} sample {run_dir} --n 1000 --out samples.npy")
+    if game == "gain":
+        lines.append(f"  {g} impute TABLE.csv --run {run_dir} --out completed.csv   # fill a table's missing cells")
+    elif game not in _CLASSIFIER_GAMES:
+        if not vector:
+            only = "" if image else " (image models only)"
+            lines.append(f"  {g} eval {run_dir}   # FID, KID, precision/recall, IS on 10000 samples -> eval.json{only}")
+            lines.append(f"  {g} sample {run_dir} --grid grid.png   # a PNG grid of new samples{only}")
+        lines.append(f"  {g} sample {run_dir} --n 1000 --out samples.npy")
     lines.append(f"  {g} report {run_dir}   # one HTML page: curves, samples, metrics")
     lines.append(f"  {g} train --resume {run_dir} --train.steps={more}   # train longer")
     return "\n".join(lines)

@@ -9,14 +9,19 @@ Where the four files are looked for, in order:
    (``apt-get install dataset-fashion-mnist``).
 
 Each file may be gzipped (``.gz``) or raw. The decoded uint8 arrays are cached
-as ``.npy`` in the cache directory (key: split, resolution and the source
-file's size and mtime), so a second load costs a memory map, not a gunzip.
+as ``.npy`` in the cache directory (key: split, resolution, resize mode and the
+source file's size and mtime), so a second load costs a memory map, not a gunzip.
 ``$GANFORGE_CACHE`` moves the cache directory (to ``$GANFORGE_CACHE/fmnist``);
 ``cache=False`` (``--data.cache=false``) neither reads nor writes the arrays; a
 damaged cached array (unreadable, wrong dtype or shape) is rebuilt with a warning.
 
-Resolution: 28 is native. Any other resolution is a Pillow *bilinear resize*
-of each image (not padding), so 32 means the garment fills the 32x32 frame.
+Resolution: 28 is native. ``resize`` says how another resolution is reached:
+``bilinear`` (the default) is a Pillow bilinear resize of each image, so at 32
+the garment fills the 32x32 frame; ``pad`` keeps the 28x28 pixels untouched and
+adds a border of background (uint8 0, i.e. -1 in the model's [-1, 1] range),
+(R - 28) // 2 pixels on the top/left and the rest on the bottom/right: 32 px
+is the 28x28 image with a 2 px border, as in the DCGAN/WGAN-era 32 px MNIST
+setups. ``pad`` needs R >= 28.
 """
 
 from __future__ import annotations
@@ -161,6 +166,16 @@ def _resize(x: np.ndarray, res: int) -> np.ndarray:
     return out
 
 
+def _pad(x: np.ndarray, res: int) -> np.ndarray:
+    """(N, 28, 28) -> (N, res, res) with a zero (background) border; the odd pixel goes bottom/right."""
+    lo = (res - x.shape[1]) // 2
+    hi = res - x.shape[1] - lo
+    return np.pad(x, ((0, 0), (lo, hi), (lo, hi)), mode="constant", constant_values=0)
+
+
+RESIZE_MODES = {"bilinear": _resize, "pad": _pad}
+
+
 def _read_cached(x_path: Path, y_path: Path, resolution: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The cached arrays, or None (with a warning when they exist but are damaged: they get rebuilt)."""
     if not (x_path.is_file() and y_path.is_file()):
@@ -181,13 +196,18 @@ def _read_cached(x_path: Path, y_path: Path, resolution: int) -> tuple[np.ndarra
 
 
 def load_arrays(split: str = "train", resolution: int = 28, root: str | None = None, download: bool = False,
-                cache: bool = True):
-    """Decoded ``(images uint8 (N, R, R), labels int64 (N,))``, through the ``.npy`` cache unless ``cache=False``."""
+                cache: bool = True, resize: str = "bilinear"):
+    """Decoded ``(images uint8 (N, R, R), labels int64 (N,))``, through the ``.npy`` cache unless ``cache=False``.
+
+    ``resize`` (``bilinear`` or ``pad``) says how a resolution other than 28 is reached (module docstring).
+    """
+    _check_resize(resize, resolution)
     img_path, lab_path = locate(split, root, download)
     st = img_path.stat()
     key = hashlib.sha256(f"{img_path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
     cdir = cache_dir()
-    x_cache, y_cache = cdir / f"{split}-{resolution}-{key}-x.npy", cdir / f"{split}-{key}-y.npy"
+    mode = "" if resize == "bilinear" or resolution == 28 else f"{resize}-"  # bilinear keeps the old file names
+    x_cache, y_cache = cdir / f"{split}-{resolution}-{mode}{key}-x.npy", cdir / f"{split}-{key}-y.npy"
     hit = _read_cached(x_cache, y_cache, resolution) if cache else None
     if hit is not None:
         return hit
@@ -196,10 +216,18 @@ def load_arrays(split: str = "train", resolution: int = 28, root: str | None = N
         raise ConfigError(f"{img_path} / {lab_path}: expected images (N, 28, 28) and labels (N,), "
                           f"got {x.shape}, {y.shape}")
     if resolution != x.shape[1]:
-        x = _resize(x, resolution)
+        x = RESIZE_MODES[resize](x, resolution)
     if cache:
         _write_cache(cdir, ((x_cache, x), (y_cache, y)))
     return x, y
+
+
+def _check_resize(resize: str, resolution: int) -> None:
+    if resize not in RESIZE_MODES:
+        raise ConfigError(f"fmnist resize must be one of {sorted(RESIZE_MODES)}, got {resize!r}")
+    if resize == "pad" and resolution < 28:
+        raise ConfigError(f"fmnist resize: pad adds a border to the 28x28 images, so it needs resolution >= 28, "
+                          f"got {resolution} (use resize: bilinear to shrink)")
 
 
 def _write_cache(cdir: Path, items) -> None:
@@ -230,10 +258,12 @@ def fmnist(
     download: bool = False,
     limit: int | None = None,
     cache: bool = True,
+    resize: str = "bilinear",
 ) -> Dataset:
     """Fashion-MNIST, 10 classes of 28x28 grey garments (60k train / 10k test); IDX files, offline first.
 
-    cache: false neither reads nor writes the decoded-array cache.
+    cache: false neither reads nor writes the decoded-array cache. resize: how a resolution other than 28
+    is reached, ``bilinear`` (resize) or ``pad`` (a background border around the untouched 28x28 pixels).
     """
     if split not in FILES:
         raise ConfigError(f"fmnist split must be one of {sorted(FILES)}, got {split!r}")
@@ -241,7 +271,8 @@ def fmnist(
         raise ConfigError(f"fmnist resolution must be an int in [4, 1024] (28 is native), got {resolution!r}")
     if limit is not None and limit < 1:
         raise ConfigError(f"fmnist limit must be >= 1 or None, got {limit}")
-    x, y = load_arrays(split, resolution, root, download, cache)
+    _check_resize(resize, resolution)
+    x, y = load_arrays(split, resolution, root, download, cache, resize)
     if limit is not None:
         x, y = x[:limit], y[:limit]
     return Dataset(
@@ -250,5 +281,5 @@ def fmnist(
         y=torch.from_numpy(np.ascontiguousarray(y)),
         n_classes=10,
         class_names=list(CLASS_NAMES),
-        info={"split": split, "resolution": resolution, "source": str(locate(split, root)[0].parent)},
+        info={"split": split, "resolution": resolution, "resize": resize, "source": str(locate(split, root)[0].parent)},
     )

@@ -155,18 +155,14 @@ class Game(nn.Module):
     @torch.no_grad()
     def _sample_from_noise(self, n: int, *, generator: torch.Generator | None = None,
                            batch_size: int = 1024) -> torch.Tensor:
-        """n samples of an unconditional G(z) (eval mode, noise drawn per batch), on CPU; G's mode is restored.
+        """n samples of an unconditional G(z) (noise drawn per batch), on CPU, through ``sampling_net``'s copy of G
+        (eval mode, batch-norm statistics recomputed for the current weights; the training G is untouched).
 
         Needs ``self.z_dim`` and ``self.latent``.
         """
-        g = self.nets["g"]
-        was = g.training
-        g.eval()
-        try:
-            return torch.cat([g(self.noise(min(batch_size, n - i), self.z_dim, generator=generator,
-                                           latent=self.latent)).cpu() for i in range(0, n, batch_size)])
-        finally:
-            g.train(was)
+        g = self.sampling_net("g", lambda m, gen: (self.noise(m, self.z_dim, generator=gen, latent=self.latent),))
+        return torch.cat([g(self.noise(min(batch_size, n - i), self.z_dim, generator=generator,
+                                       latent=self.latent)).cpu() for i in range(0, n, batch_size)])
 
     def _penalties(self, phase: str, critic: nn.Module, *, real, fake, c=None) -> tuple[torch.Tensor, dict]:
         total = torch.zeros((), device=fake.device)

@@ -15,6 +15,16 @@ recipes set it to 0 (benchmarks/results/cyclegan.md). With the ``lsgan``
 objective, L_adv = 1/2 E[(D(G(x)) - 1)^2] (ganforge's least squares carries the 1/2
 on both players; the reference code's generator term has none).
 
+Warm start (not in the paper; off by default): for the first ``warm_start`` steps the generators also pay
+
+    w(step) * (|G_ab(a) - a|_1 + |G_ba(b) - b|_1),   w = warm_start_weight * (1 - step / warm_start)
+
+(a grey image repeated over the colour channels, or a colour image averaged to grey, where A and B
+differ so), so training starts from doing nothing instead of a random map, and the loss is the paper's
+once w reaches 0. Without it a random initial G_ab that is anti-correlated with its input can lock the
+pair into a sign-flipped solution that cycles perfectly (G_ab inverts and translates, G_ba undoes it)
+and that the critics reject but the generators do not leave (configs/cyclegan/fmnist-tint.yaml).
+
 The critics see generated images through a history pool of ``pool_size`` (50)
 images per domain (Shrivastava et al. 2017; CycleGAN Sec. 4): once full, each
 new fake replaces a random stored one with probability 1/2 and the stored one is
@@ -65,6 +75,18 @@ class ImagePool(nn.Module):
         return out
 
 
+def as_shape(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``x`` as the "do nothing" image of ``like``'s shape: itself, a grey image repeated over ``like``'s
+    channels, or the mean of its channels when ``like`` is grey."""
+    if x.shape == like.shape:
+        return x
+    c, k = x.shape[1], like.shape[1]
+    if x.dim() == 4 and x.shape[2:] == like.shape[2:] and (c == 1 or k == 1):
+        return x.expand(-1, k, -1, -1) if c == 1 else x.mean(1, keepdim=True)
+    raise ConfigError(f"warm_start needs A and B of one shape or images that differ only in grey <-> colour; "
+                      f"got {tuple(x.shape[1:])} and {tuple(like.shape[1:])}")
+
+
 @GAMES.register("cyclegan")
 class CycleGAN(Game):
     """CycleGAN: unpaired translation A <-> B with cycle and identity losses and image pools."""
@@ -73,13 +95,19 @@ class CycleGAN(Game):
     groups = {"g": ("g_ab", "g_ba"), "d": ("d_a", "d_b")}
     ema_roles = ("g_ab", "g_ba")
 
-    def __init__(self, *, cycle: float = 10.0, identity: float = 5.0, pool_size: int = 50) -> None:
+    def __init__(self, *, cycle: float = 10.0, identity: float = 5.0, pool_size: int = 50,
+                 warm_start: int = 0, warm_start_weight: float = 10.0) -> None:
         super().__init__()
         if cycle < 0 or identity < 0:
             raise ConfigError(f"cycle and identity weights must be >= 0, got {cycle}, {identity}")
         if pool_size < 0:
             raise ConfigError(f"pool_size must be >= 0 (0: no pool), got {pool_size}")
+        if warm_start < 0 or warm_start_weight < 0:
+            raise ConfigError(f"warm_start (steps) and warm_start_weight must be >= 0, got {warm_start}, "
+                              f"{warm_start_weight}")
         self.cycle_w, self.identity_w, self.pool_size = cycle, identity, pool_size
+        self.warm_start, self.warm_start_w = warm_start, warm_start_weight
+        self.step = 0  # set by the trainer before every training step
 
     def build(self, data, nets, objective, penalties) -> None:
         parts = data.info.get("parts")
@@ -94,6 +122,8 @@ class CycleGAN(Game):
         self.nets["d_a"] = self._net("d_a", nets["d_a"], in_shape=a.shape, out_shape=(k,))
         self.nets["d_b"] = self._net("d_b", nets["d_b"], in_shape=b.shape, out_shape=(k,))
         self.same_shape = a.shape == b.shape
+        if self.warm_start:  # refuse domains with no "do nothing" map now, not at the first step
+            as_shape(torch.zeros(1, *a.shape), torch.zeros(1, *b.shape))
         self.pool_a = ImagePool(self.pool_size, a.shape)  # fakes of A (from G_ba), shown to D_a
         self.pool_b = ImagePool(self.pool_size, b.shape)
 
@@ -117,6 +147,13 @@ class CycleGAN(Game):
         logs.update(d_a=float(loss_a.detach()), d_b=float(loss_b.detach()))
         return loss_a + loss_b + pen_a + pen_b, logs
 
+    def warm_start_weight(self) -> float:
+        """The weight of the pull towards doing nothing at this step: ``warm_start_weight`` at step 0, linearly
+        down to 0 at step ``warm_start`` and after."""
+        if self.step >= self.warm_start:
+            return 0.0
+        return self.warm_start_w * (1 - self.step / self.warm_start)
+
     def g_loss(self, batch):
         n = self.nets
         a, b = batch["a"]["x"], batch["b"]["x"]
@@ -125,6 +162,11 @@ class CycleGAN(Game):
         cyc = (n["g_ba"](fake_b) - a).abs().mean() + (n["g_ab"](fake_a) - b).abs().mean()
         loss = adv + self.cycle_w * cyc
         logs = {"g_adv": float(adv.detach()), "cycle": float(cyc.detach())}
+        w = self.warm_start_weight()
+        if w > 0:
+            still = (fake_b - as_shape(a, fake_b)).abs().mean() + (fake_a - as_shape(b, fake_a)).abs().mean()
+            loss = loss + w * still
+            logs["warm_start"] = float(still.detach())
         if self.identity_w > 0 and self.same_shape:
             idt = (n["g_ab"](b) - b).abs().mean() + (n["g_ba"](a) - a).abs().mean()
             loss = loss + self.identity_w * idt

@@ -24,6 +24,18 @@ with real and fake with fake, so a minibatch of B gives B/m packed samples and D
 the data's first dimension. Packing comes last in ``critic_input`` (after augmentation and instance
 noise, which act per sample), so penalties (R1, GP) see the packed inputs D sees. m = 1 is the plain
 game, unchanged. B must be divisible by m. Unconditional only: a packed sample has no single label.
+
+The critic choosing among fakes (``ganforge.games.selection``), both off by default:
+
+- ``top_k`` nu < 1 (Sinha et al. 2020): G's loss averages over only the critic's ceil(f * N) highest-
+  scored fake inputs, f falling linearly from 1 to nu over ``top_k_anneal`` steps (0: nu from the start).
+- ``drs`` (Azadi et al. 2019, discriminator rejection sampling): a sampling-time option; ``sample``
+  (and so every evaluation) keeps a candidate with probability sigmoid(F(x)) from the critic's logit,
+  gamma the ``drs_quantile`` of F per batch, D~_M from ``drs_burn_in`` candidates; a packed critic
+  scores a candidate over ``drs_partners`` packs. The logit is first recalibrated, D~ = a D + b by
+  logistic regression on ``drs_calibration`` real and as many generated samples (drawn with a fixed
+  seed; 0: the raw logit). Needs a critic whose logit estimates log p_data / p_g (objectives ns,
+  minimax). Unconditional only. Training is unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ import torch
 
 from ganforge.errors import ConfigError
 from ganforge.games.base import Game, Phase, check_latent
+from ganforge.games.selection import drs_sample, packed_scores, platt_scale, top_k, top_k_fraction
 from ganforge.registry import GAMES
 from ganforge.stabilisers import (
     NOISE_SCHEDULES,
@@ -61,7 +74,9 @@ class GAN(Game):
                  unrolled_steps: int = 0, unrolled_lr: float = 1e-4, unrolled_optimizer: str = "adam",
                  instance_noise: float = 0.0, instance_noise_anneal: int = 0,
                  instance_noise_schedule: str = "linear", augment: str = "", vbn_reference: int = 128,
-                 pack: int = 1) -> None:
+                 pack: int = 1, top_k: float = 1.0, top_k_anneal: int = 0, drs: bool = False,
+                 drs_quantile: float = 0.95, drs_burn_in: int = 10_000, drs_partners: int = 8,
+                 drs_calibration: int = 10_000) -> None:
         super().__init__()
         if z_dim < 1:
             raise ConfigError(f"z_dim must be >= 1, got {z_dim}")
@@ -82,6 +97,17 @@ class GAN(Game):
             (pack >= 1, f"pack (samples per critic input, PacGAN's m) must be >= 1, got {pack}"),
             (pack == 1 or not conditional, f"pack={pack} needs an unconditional game: a packed critic input "
                                            f"holds {pack} samples and so has no single label (use pack: 1)"),
+            (0 < top_k <= 1, f"top_k (the fraction of fakes G's loss keeps at the end) must be in (0, 1], got {top_k}"),
+            (top_k_anneal >= 0, f"top_k_anneal (steps; 0 = top_k from the start) must be >= 0, got {top_k_anneal}"),
+            (top_k == 1 or not feature_matching, "top_k needs a per-sample generator loss; feature_matching has "
+                                                 "none (use top_k: 1)"),
+            (0 <= drs_quantile < 1, f"drs_quantile (gamma's quantile of F) must be in [0, 1), got {drs_quantile}"),
+            (drs_burn_in >= 1, f"drs_burn_in (candidates that set the maximum logit) must be >= 1, got {drs_burn_in}"),
+            (drs_partners >= 1, f"drs_partners (packs per candidate's score) must be >= 1, got {drs_partners}"),
+            (drs_calibration >= 0, f"drs_calibration (samples per side of the logit's recalibration; 0 = none) "
+                                   f"must be >= 0, got {drs_calibration}"),
+            (not drs or not conditional, "drs (rejection sampling) needs an unconditional game: rejecting samples "
+                                         "would change the labels asked for (use drs: false)"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -94,6 +120,9 @@ class GAN(Game):
         self.augment = parse_policy(augment)
         self.vbn_reference = vbn_reference
         self.pack = pack
+        self.top_k, self.top_k_anneal = top_k, top_k_anneal
+        self.drs, self.drs_quantile, self.drs_burn_in, self.drs_partners = drs, drs_quantile, drs_burn_in, drs_partners
+        self.drs_calibration = drs_calibration
         self.step = 0  # set by the trainer before every training step
         self.register_buffer("class_freq", torch.ones(1))
 
@@ -192,7 +221,10 @@ class GAN(Game):
                 critic = unroll(d, lambda dd: self.objective.d_loss(real=dd(real_in, real_c), fake=dd(fake_in, c)),
                                 steps=self.unrolled_steps, lr=self.unrolled_lr, optimizer=self.unrolled_optimizer)
             real_out = critic(real_in, real_c) if self.objective.g_needs_real else None
-            loss = self.objective.g_loss(fake=critic(fake_in, c), real=real_out)
+            fake_out = critic(fake_in, c)
+            if self.top_k < 1:  # Sinha et al. 2020: only the fakes the critic rates best move G
+                fake_out = top_k(fake_out, top_k_fraction(self.step, self.top_k, self.top_k_anneal))
+            loss = self.objective.g_loss(fake=fake_out, real=real_out)
         pen, logs = self._penalties("g", d, real=real_in if real_in is not None else fake_in, fake=fake_in, c=c)
         logs["g_loss"] = float(loss.detach())
         return loss + pen, logs
@@ -201,9 +233,41 @@ class GAN(Game):
     def sample(self, n, *, generator=None, c=None, batch_size=1024):
         g = self.sampling_net("g", lambda m, gen: (self.noise(m, self.z_dim, generator=gen, latent=self.latent),
                                                    self.labels(m, gen)))
+        if self.drs:
+            return self._drs_sample(g, n, generator=generator, batch_size=batch_size)
         out = []
         for i in range(0, n, batch_size):
             m = min(batch_size, n - i)
             ci = c[i:i + m].to(self.device) if c is not None else self.labels(m, generator)
             out.append(g(self.noise(m, self.z_dim, generator=generator, latent=self.latent), ci).cpu())
         return torch.cat(out)
+
+    def _drs_sample(self, g, n, *, generator, batch_size):
+        """n samples of the sampling net ``g`` kept by discriminator rejection sampling (``selection``)."""
+        d = self.nets["d"]
+        was = d.training
+        d.eval()
+
+        def draw(m, gen):
+            return torch.cat([g(self.noise(min(batch_size, m - i), self.z_dim, generator=gen, latent=self.latent)).cpu()
+                              for i in range(0, m, batch_size)])
+
+        def raw(x):
+            return torch.cat([packed_scores(d, x[i:i + batch_size].to(self.device), self.pack, self.drs_partners).cpu()
+                              for i in range(0, len(x), batch_size)])
+
+        try:
+            a, b = 1.0, 0.0
+            if self.drs_calibration:  # Platt scaling on its own fixed-seed draws: the sampling RNG is untouched
+                gen = torch.Generator().manual_seed(0)
+                m = self.drs_calibration
+                real = self.data.x[torch.randint(len(self.data.x), (m,), generator=gen)]
+                a, b = platt_scale(raw(real), raw(draw(m, gen)))
+                if a <= 0:
+                    raise ConfigError(f"the critic's logit does not tell real from generated samples (recalibrated "
+                                      f"slope {a:.3g} <= 0), so rejection sampling cannot use it: sample with "
+                                      f"drs: false")
+            return drs_sample(lambda m: draw(m, generator), lambda x: a * raw(x) + b, n, quantile=self.drs_quantile,
+                              burn_in=self.drs_burn_in, generator=generator, batch_size=batch_size)
+        finally:
+            d.train(was)

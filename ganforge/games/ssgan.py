@@ -49,7 +49,8 @@ class SSGAN(Game):
 
     @classmethod
     def default_nets(cls) -> dict[str, dict]:
-        return {"g": {"name": "dcgan"}, "d": {"name": "conv-encoder", "dropout": 0.3, "input_noise": 0.3}}
+        # names only: config.py merges these params into whatever net the user names for the role
+        return {"g": {"name": "mlp"}, "d": {"name": "wn-mlp"}}
 
     def build(self, data, nets, objective, penalties) -> None:
         parts = data.info.get("parts") or {}
@@ -77,6 +78,11 @@ class SSGAN(Game):
     def _fake(self, n: int) -> torch.Tensor:
         return self.nets["g"](self.noise(n, self.z_dim, latent=self.latent))
 
+    @staticmethod
+    def real_logit(out: torch.Tensor) -> torch.Tensor:
+        """logit of "x is real" from D's K class logits (the implicit fake class has logit 0): logsumexp_k l_k."""
+        return torch.logsumexp(out, 1)
+
     def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         d = self.nets["d"]
         xl, yl, xu = batch["labelled"]["x"], batch["labelled"]["y"], batch["unlabelled"]["x"]
@@ -84,7 +90,7 @@ class SSGAN(Game):
             fake = self._fake(xu.shape[0])
         out_l = d(xl)
         sup = F.cross_entropy(out_l, yl)
-        lse_u, lse_f = torch.logsumexp(d(xu), 1), torch.logsumexp(d(fake), 1)
+        lse_u, lse_f = self.real_logit(d(xu)), self.real_logit(d(fake))
         unsup = F.softplus(-lse_u).mean() + F.softplus(lse_f).mean()
         logs = {"sup_loss": float(sup.detach()), "unsup_loss": float(unsup.detach()),
                 "lab_acc": float((out_l.argmax(1) == yl).float().mean())}

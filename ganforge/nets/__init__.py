@@ -1,6 +1,6 @@
 """Network families, each registered by name; factories take in_shape, out_shape, n_classes."""
 
-from ganforge.nets import dcgan, encoders, mlp, pix2pix, progressive, resnet, stylegan, translation  # noqa: F401  (register)
+from ganforge.nets import dcgan, encoders, mlp, pix2pix, progressive, resnet, stylegan, translation, wn_mlp  # noqa: F401  (register)
 from ganforge.nets.common import PROVIDED
 from ganforge.registry import NETS
 

@@ -1,8 +1,11 @@
-"""Pieces every net family shares: activations by name, conditioning, init."""
+"""Pieces every net family shares: activations by name, conditioning, init, equalised-learning-rate layers."""
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
@@ -125,3 +128,48 @@ def norm_layer(kind: str, channels: int, dims: int = 1) -> nn.Module:
     if kind not in NORMS:
         raise ConfigError(f"unknown norm {kind!r}. Valid: {', '.join(NORMS)}")
     return NORMS[kind](channels, dims)
+
+
+# ----------------------------------------------------------------------------- equalised learning rate
+def lrelu_gain(x: torch.Tensor) -> torch.Tensor:
+    """Leaky ReLU(0.2) times sqrt(2): StyleGAN's activation, whose gain keeps unit second moments."""
+    return F.leaky_relu(x, 0.2) * math.sqrt(2.0)
+
+
+class EqualLinear(nn.Module):
+    """Fully connected layer with the equalised learning rate (Karras et al. 2018, Sec. 4.1).
+
+    The weight is stored as N(0, 1) / lr_mul and multiplied at run time by ``scale`` = gain * lr_mul /
+    sqrt(fan_in), the bias stored as bias_init / lr_mul and multiplied by lr_mul: Adam's per-parameter
+    step then moves every layer at the same rate whatever its fan-in. gain: He's sqrt(2) where a plain
+    leaky ReLU follows (progressive GAN), 1 where ``act`` is on (the activation carries sqrt(2), as in
+    StyleGAN) or the layer is linear; lr_mul: StyleGAN's mapping-network multiplier (0.01).
+    """
+
+    def __init__(self, cin: int, cout: int, *, gain: float = 1.0, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, act: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
+        self.bias = nn.Parameter(torch.full((cout,), float(bias_init) / lr_mul)) if bias else None
+        self.scale, self.lr_mul, self.act = gain * lr_mul / math.sqrt(cin), lr_mul, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight * self.scale, None if self.bias is None else self.bias * self.lr_mul)
+        return lrelu_gain(x) if self.act else x
+
+
+class EqualConv2d(nn.Module):
+    """k x k convolution with the equalised learning rate: weight N(0, 1) times gain / sqrt(cin k^2) at run
+    time, bias 0; ``padding`` k // 2 (same size) unless given; ``act``: leaky ReLU times sqrt(2) after."""
+
+    def __init__(self, cin: int, cout: int, k: int, *, gain: float = 1.0, bias: bool = True,
+                 padding: int | None = None, act: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.scale, self.act = gain / math.sqrt(cin * k * k), act
+        self.padding = k // 2 if padding is None else padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+        return lrelu_gain(x) if self.act else x

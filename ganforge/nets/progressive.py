@@ -29,7 +29,8 @@ them before every training step through ``set_step`` (its generic schedule-by-
 step hook).
 
 The paper's other parts (section 4): equalized learning rate (weights drawn
-from N(0, 1) and scaled at run time by He's constant gain / sqrt(fan_in)),
+from N(0, 1) and scaled at run time by He's constant gain / sqrt(fan_in);
+``nets.common.EqualConv2d`` / ``EqualLinear``, shared with the stylegan net),
 pixelwise feature normalisation after every convolution of G and on the latent
 z, LeakyReLU(0.2), minibatch standard deviation (one extra feature map, over
 groups of ``mbstd_group`` samples) before D's last block, linear outputs (no
@@ -53,7 +54,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, minibatch_stddev, numel, one_hot, pixel_norm, square_side
+from ganforge.nets.common import (
+    EqualConv2d,
+    EqualLinear,
+    ProjectionHead,
+    minibatch_stddev,
+    numel,
+    one_hot,
+    pixel_norm,
+    square_side,
+)
 from ganforge.registry import NETS
 
 HE = math.sqrt(2.0)  # He et al. 2015's gain for (Leaky)ReLU layers
@@ -83,31 +93,9 @@ def widths(top: int, base: int, max_channels: int) -> list[int]:
     return [min(base * 2 ** (top - lv), max_channels) for lv in range(top + 1)]
 
 
-class EqualizedConv2d(nn.Module):
-    """Conv with weights ~ N(0, 1) scaled at run time by gain / sqrt(fan_in) (equalized learning rate)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, *, gain: float = HE, padding: int | None = None) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.scale = gain / math.sqrt(cin * kernel * kernel)
-        self.padding = kernel // 2 if padding is None else padding
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
-
-
-class EqualizedLinear(nn.Module):
-    """Linear layer with the equalized learning rate: weight ~ N(0, 1), times gain / sqrt(fan_in) at run time."""
-
-    def __init__(self, cin: int, cout: int, *, gain: float = HE, bias: bool = True) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin))
-        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
-        self.scale = gain / math.sqrt(cin)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight * self.scale, self.bias)
+def _he_conv(cin: int, cout: int, k: int, padding: int | None = None) -> EqualConv2d:
+    """An equalised conv followed by a leaky ReLU: He's gain sqrt(2) in its run-time scale (Sec. 4.1)."""
+    return EqualConv2d(cin, cout, k, gain=HE, padding=padding)
 
 
 def downsample(x: torch.Tensor, times: int) -> torch.Tensor:
@@ -156,13 +144,13 @@ class ProgressiveGenerator(_Growing):
         top = levels_for(self.out_shape)
         self._init_schedule(top, phase_steps)
         ch = widths(top, base, max_channels)
-        self.embed = EqualizedLinear(n_classes, embed_dim, gain=1.0, bias=False) if n_classes else None
+        self.embed = EqualLinear(n_classes, embed_dim, bias=False) if n_classes else None
         z_in = numel(in_shape) + (embed_dim if n_classes else 0)
-        self.dense = EqualizedLinear(z_in, ch[0] * 16)
-        self.blocks = nn.ModuleList([nn.Sequential(EqualizedConv2d(ch[0], ch[0], 3))])  # level 0: after the dense
-        self.blocks.extend(nn.Sequential(EqualizedConv2d(ch[lv - 1], ch[lv], 3), EqualizedConv2d(ch[lv], ch[lv], 3))
+        self.dense = EqualLinear(z_in, ch[0] * 16, gain=HE)
+        self.blocks = nn.ModuleList([nn.Sequential(_he_conv(ch[0], ch[0], 3))])  # level 0: after the dense
+        self.blocks.extend(nn.Sequential(_he_conv(ch[lv - 1], ch[lv], 3), _he_conv(ch[lv], ch[lv], 3))
                            for lv in range(1, top + 1))
-        self.to_rgb = nn.ModuleList(EqualizedConv2d(c, self.out_shape[0], 1, gain=1.0) for c in ch)
+        self.to_rgb = nn.ModuleList(EqualConv2d(c, self.out_shape[0], 1) for c in ch)
 
     def _block(self, lv: int, h: torch.Tensor) -> torch.Tensor:
         if lv > 0:
@@ -199,15 +187,15 @@ class ProgressiveDiscriminator(ProjectionHead, _Growing):
         self._init_schedule(top, phase_steps)
         ch = widths(top, base, max_channels)
         self.mbstd_group = mbstd_group
-        self.from_rgb = nn.ModuleList(EqualizedConv2d(self.in_shape[0], c, 1) for c in ch)
-        self.blocks = nn.ModuleList([nn.Sequential(EqualizedConv2d(ch[0] + (mbstd_group > 0), ch[0], 3),
-                                                   EqualizedConv2d(ch[0], ch[0], 4, padding=0))])
-        self.blocks.extend(nn.Sequential(EqualizedConv2d(ch[lv], ch[lv], 3), EqualizedConv2d(ch[lv], ch[lv - 1], 3))
+        self.from_rgb = nn.ModuleList(_he_conv(self.in_shape[0], c, 1) for c in ch)
+        self.blocks = nn.ModuleList([nn.Sequential(_he_conv(ch[0] + (mbstd_group > 0), ch[0], 3),
+                                                   _he_conv(ch[0], ch[0], 4, padding=0))])
+        self.blocks.extend(nn.Sequential(_he_conv(ch[lv], ch[lv], 3), _he_conv(ch[lv], ch[lv - 1], 3))
                            for lv in range(1, top + 1))
         self.n_features = ch[0]
         k = numel(self.out_shape)
-        self.out = EqualizedLinear(self.n_features, k, gain=1.0)
-        self.project = EqualizedLinear(n_classes, self.n_features * k, gain=1.0, bias=False) if n_classes else None
+        self.out = EqualLinear(self.n_features, k)
+        self.project = EqualLinear(n_classes, self.n_features * k, bias=False) if n_classes else None
 
     def _block(self, lv: int, h: torch.Tensor) -> torch.Tensor:
         if lv == 0 and self.mbstd_group:

@@ -18,8 +18,9 @@ residual nets of Gulrajani et al. 2017 (WGAN-GP, appendix F) before it:
   linear layers), zero biases, as in the SNGAN code.
 
 Resolution: square images whose side is a power of two, at least 16 (4 -> 16
-is 2 doublings, 32 is 3, 64 is 4, ...). 28x28 Fashion-MNIST must be resized:
-``--data.resolution=32`` (the fmnist loader resizes bilinearly).
+is 2 doublings, 32 is 3, 64 is 4, ...). 28x28 Fashion-MNIST must be brought to 32:
+``data: {resolution: 32, resize: pad}`` (a 2 px border, as the fmnist32 recipes do) or the
+loader's default bilinear resize.
 
 Widths: ``ch`` channels at the generator's full-resolution block and at the
 critic's first block, doubling per halving of the resolution, capped at
@@ -33,7 +34,20 @@ one attention block after the block whose output is r x r, in G and in D
 Conditioning (c: (N,) int labels or (N, K) soft labels):
 - generator: class-conditional batch norm in every up block (Brock et al.
   2019; de Vries et al. 2017): BN without affine, then per-class gain
-  (initialised at 1) and bias (at 0) picked by the label;
+  (initialised at 1) and bias (at 0) picked by the label: one (K, C) table
+  per BN layer;
+- BigGAN's generator conditioning (Brock et al. 2019, Sec. 4 and appendix B,
+  Fig. 15), options off by default:
+  ``shared_dim: d`` (> 0) replaces the per-layer tables by one *shared* class
+  embedding e = y E (E a (K, d) parameter, the only class-indexed weight of G);
+  ``hier: true`` splits z into n + 1 equal chunks (n = number of up blocks;
+  z_dim must divide): chunk 0 feeds the linear layer to 4x4, chunk i feeds
+  up block i. Either option turns every up block's BNs into *linear*
+  conditional BNs on the block's vector s_i = [z_i, e] (only the parts that
+  are on; the one-hot label stands in for e when shared_dim is 0):
+  gain = 1 + W_g s_i, bias = W_b s_i, a bias-free linear map per BN layer
+  (spectrally normalised with the rest of G). E is a bare parameter, not a
+  Linear, so orthogonal regularisation leaves it out, as in BigGAN;
 - critic: projection (Miyato & Koyama 2018), D(x, y) = psi(phi(x)) + <V y, phi(x)>.
 
 Critic contract (as for dcgan): ``features(x, c)`` is the pooled last hidden
@@ -96,6 +110,24 @@ class ConditionalBatchNorm2d(nn.Module):
         return (y @ self.gain)[:, :, None, None] * self.bn(x) + (y @ self.bias)[:, :, None, None]
 
 
+class LinearConditionalBatchNorm2d(nn.Module):
+    """BN without affine, then (1 + W_g s) * x_hat + W_b s for a conditioning vector s (N, d) (BigGAN).
+
+    W_g, W_b: bias-free linear maps d -> C (spectrally normalised when ``sn``); s = [z_i, e] in BigGAN.
+    """
+
+    def __init__(self, channels: int, cond_dim: int, sn: bool) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = _linear(cond_dim, channels, sn, bias=False)
+        self.bias = _linear(cond_dim, channels, sn, bias=False)
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """x (N, C, H, W), s (N, d)."""
+        s = s.to(x.dtype)
+        return (1 + self.gain(s))[:, :, None, None] * self.bn(x) + self.bias(s)[:, :, None, None]
+
+
 class SelfAttention(nn.Module):
     """SAGAN's attention block (Zhang et al. 2019, eqs. 1-3): y = x + gamma * v(sum_i beta_ji h(x_i)).
 
@@ -121,13 +153,22 @@ class SelfAttention(nn.Module):
         return x + self.gamma * self.v(o)
 
 
-class UpBlock(nn.Module):
-    """BN, ReLU, upsample, conv3x3, BN, ReLU, conv3x3 + (upsample, conv1x1); BN is class-conditional if K > 0."""
+def _block_bn(channels: int, n_classes: int, cond_dim: int, sn: bool) -> nn.Module:
+    if cond_dim:
+        return LinearConditionalBatchNorm2d(channels, cond_dim, sn)
+    return ConditionalBatchNorm2d(channels, n_classes) if n_classes else nn.BatchNorm2d(channels)
 
-    def __init__(self, cin: int, cout: int, n_classes: int, sn: bool) -> None:
+
+class UpBlock(nn.Module):
+    """BN, ReLU, upsample, conv3x3, BN, ReLU, conv3x3 + (upsample, conv1x1).
+
+    BN: plain (K = 0, cond_dim = 0), a per-class table (K > 0), or linear in a cond_dim vector (BigGAN).
+    """
+
+    def __init__(self, cin: int, cout: int, n_classes: int, sn: bool, cond_dim: int = 0) -> None:
         super().__init__()
-        self.bn1 = ConditionalBatchNorm2d(cin, n_classes) if n_classes else nn.BatchNorm2d(cin)
-        self.bn2 = ConditionalBatchNorm2d(cout, n_classes) if n_classes else nn.BatchNorm2d(cout)
+        self.bn1 = _block_bn(cin, n_classes, cond_dim, sn)
+        self.bn2 = _block_bn(cout, n_classes, cond_dim, sn)
         self.conv1, self.conv2 = _conv(cin, cout, 3, sn), _conv(cout, cout, 3, sn)
         self.shortcut = _conv(cin, cout, 1, sn, gain=1.0)
 
@@ -169,28 +210,59 @@ def _attention_at(attention: int, valid: list[int], role: str) -> int:
     return attention
 
 
+def _biggan_checks(z_dim: int, n: int, n_classes: int, shared_dim: int, hier: bool) -> None:
+    if not isinstance(shared_dim, int) or shared_dim < 0:
+        raise ConfigError(f"resnet shared_dim must be an int >= 0 (0 = a gain/bias table per BN layer), "
+                          f"got {shared_dim!r}")
+    if shared_dim and not n_classes:
+        raise ConfigError("resnet shared_dim (BigGAN's shared class embedding) needs class labels: use a "
+                          "conditional game (game.conditional: true) or set shared_dim: 0")
+    if hier and z_dim % (n + 1):
+        raise ConfigError(f"resnet hier splits z into {n + 1} equal chunks (one for the 4x4 linear layer, one per "
+                          f"up block), so z_dim must be a multiple of {n + 1}; got {z_dim}. Try z_dim: "
+                          f"{(z_dim // (n + 1) or 1) * (n + 1)}")
+
+
 class ResNetGenerator(nn.Module):
     """z (N, z_dim) [, c] -> images (N, C, H, W) in [-1, 1]."""
 
     def __init__(self, *, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channels: int = 512,
-                 spectral_norm: bool = False, attention: int = 0) -> None:
+                 spectral_norm: bool = False, attention: int = 0, shared_dim: int = 0, hier: bool = False) -> None:
         super().__init__()
         self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), n_classes
         n = plan(self.out_shape)
+        z_dim = numel(in_shape)
+        _biggan_checks(z_dim, n, n_classes, shared_dim, hier)
         widths = [_width(ch, n - i, max_channels) for i in range(n + 1)]  # the 4x4 map, then each block's output
         self.attention = _attention_at(attention, [4 * 2 ** (i + 1) for i in range(n)], "generator")
         self.c0 = widths[0]
-        self.linear = _linear(numel(in_shape), widths[0] * 16, spectral_norm)
-        self.blocks = nn.ModuleList(UpBlock(a, b, n_classes, spectral_norm)
+        self.chunk = z_dim // (n + 1) if hier else 0  # hierarchical z: chunk 0 -> linear, chunk i -> block i
+        # BigGAN's shared embedding: one (K, d) parameter for every BN; not a Linear, so orthogonal reg skips it.
+        self.shared = nn.Parameter(torch.randn(n_classes, shared_dim)) if shared_dim else None
+        label_dim = shared_dim or (n_classes if hier else 0)
+        cond_dim = self.chunk + label_dim if (hier or shared_dim) else 0
+        self.linear = _linear(self.chunk or z_dim, widths[0] * 16, spectral_norm)
+        self.blocks = nn.ModuleList(UpBlock(a, b, n_classes, spectral_norm, cond_dim)
                                     for a, b in zip(widths[:-1], widths[1:], strict=True))
         self.attn = SelfAttention(widths[int(math.log2(attention)) - 2], spectral_norm) if attention else None
         self.bn = nn.BatchNorm2d(widths[-1])
         self.out = _conv(widths[-1], self.out_shape[0], 3, spectral_norm, gain=1.0)
 
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+    def block_inputs(self, z: torch.Tensor, c: torch.Tensor | None = None):
+        """(input of the linear layer, [what each up block's BNs are conditioned on]): z and the one-hot labels
+        (or None) by default; with BigGAN's options z's chunk 0 and, per block i, s_i = [z_i, e]."""
+        z = z.reshape(z.shape[0], -1)
         y = one_hot(c, self.n_classes, z.shape[0], z.device)
-        h = self.linear(z.reshape(z.shape[0], -1)).reshape(z.shape[0], self.c0, 4, 4)
-        for block in self.blocks:
+        if self.shared is None and not self.chunk:
+            return z, [y] * len(self.blocks)
+        e = y @ self.shared.to(z.dtype) if self.shared is not None else y  # (N, d): the shared embedding
+        chunks = z.split(self.chunk, dim=1) if self.chunk else [z] + [None] * len(self.blocks)
+        return chunks[0], [torch.cat([t for t in (zi, e) if t is not None], dim=1) for zi in chunks[1:]]
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        z0, conds = self.block_inputs(z, c)
+        h = self.linear(z0).reshape(z.shape[0], self.c0, 4, 4)
+        for block, y in zip(self.blocks, conds, strict=True):
             h = block(h, y)
             if self.attn is not None and h.shape[-1] == self.attention:
                 h = self.attn(h)
@@ -230,20 +302,28 @@ class ResNetDiscriminator(ProjectionHead, nn.Module):
 
 
 def resnet(*, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channels: int = 512,
-           spectral_norm: bool | None = None, attention: int = 0, extra_blocks: int = 2) -> nn.Module:
+           spectral_norm: bool | None = None, attention: int = 0, extra_blocks: int = 2, shared_dim: int = 0,
+           hier: bool = False) -> nn.Module:
     """ResNet net (SNGAN): (z_dim,) -> image builds the generator; image -> (k,) builds the critic.
 
     ch: channels at G's full-resolution block and D's first block, doubling per halving, capped at
     max_channels; spectral_norm: default on for the critic, off for the generator; attention: the
     feature-map size of a SAGAN self-attention block (0 = none); extra_blocks: critic blocks at 8x8
-    without downsampling (2 in SNGAN).
+    without downsampling (2 in SNGAN). Generator only (BigGAN, Brock et al. 2019): shared_dim, the size
+    of one class embedding shared by every conditional BN (0 = a table per layer; 128 in BigGAN); hier,
+    z split into one chunk per up block (plus one for the first layer), each block's BN conditioned on
+    [z_i, embedding].
     """
     in_shape, out_shape = tuple(in_shape), tuple(out_shape)
     if ch < 1 or max_channels < 1:
         raise ConfigError(f"resnet needs ch >= 1 and max_channels >= 1, got {ch}, {max_channels}")
     if len(in_shape) == 1 and len(out_shape) == 3:
         return ResNetGenerator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, ch=ch,
-                               max_channels=max_channels, spectral_norm=bool(spectral_norm), attention=attention)
+                               max_channels=max_channels, spectral_norm=bool(spectral_norm), attention=attention,
+                               shared_dim=shared_dim, hier=bool(hier))
+    if shared_dim or hier:
+        raise ConfigError("resnet shared_dim and hier are generator options (BigGAN's G conditioning); the critic "
+                          "is conditioned by projection: drop them from nets.d")
     if len(in_shape) == 3:
         return ResNetDiscriminator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, ch=ch,
                                    max_channels=max_channels, spectral_norm=spectral_norm is not False,
@@ -253,4 +333,5 @@ def resnet(*, in_shape, out_shape, n_classes: int = 0, ch: int = 64, max_channel
 
 
 NETS.add("resnet", resnet, help="ResNet G/D of SNGAN (Miyato et al. 2018): ch, max_channels, spectral_norm, "
-                                "attention (SAGAN), class-conditional BN + projection")
+                                "attention (SAGAN), class-conditional BN + projection, BigGAN's shared_dim "
+                                "and hier")

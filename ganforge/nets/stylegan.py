@@ -37,8 +37,9 @@ extra channel, a 3x3 convolution and two fully connected layers. Critic contract
 ``features(x, c)`` (N, F), ``head(h, c)`` with a projection term (Miyato & Koyama 2018) when labelled.
 
 Widths: ``base`` channels at the largest map, doubling per halving, capped at ``max_channels``. Every
-weight uses the equalised learning rate (Karras et al. 2018, Sec. 4.1): stored N(0, 1) / lr_mul and
-scaled by lr_mul / sqrt(fan_in) at run time. Leaky ReLU(0.2) is followed by a gain of sqrt(2).
+weight uses the equalised learning rate (Karras et al. 2018, Sec. 4.1; ``nets.common.EqualLinear`` and
+``EqualConv2d``, shared with the progressive net): stored N(0, 1) / lr_mul and scaled by lr_mul / sqrt(fan_in)
+at run time. Leaky ReLU(0.2) is followed by a gain of sqrt(2) (``nets.common.lrelu_gain``).
 """
 
 from __future__ import annotations
@@ -50,16 +51,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, minibatch_stddev, numel, one_hot, pixel_norm, square_side
+from ganforge.nets.common import (
+    EqualConv2d,
+    EqualLinear,
+    ProjectionHead,
+    lrelu_gain,
+    minibatch_stddev,
+    numel,
+    one_hot,
+    pixel_norm,
+    square_side,
+)
 from ganforge.registry import NETS
 
 UPSAMPLE = ("bilinear", "nearest")
 EVAL_NOISE = ("const", "none")
 SQRT2 = math.sqrt(2.0)
-
-
-def _lrelu(x: torch.Tensor) -> torch.Tensor:
-    return F.leaky_relu(x, 0.2) * SQRT2
 
 
 def resolution(shape, what: str = "stylegan") -> int:
@@ -80,35 +87,6 @@ def mix_styles(ws1: torch.Tensor, ws2: torch.Tensor, cutoff: int) -> torch.Tenso
 
 
 # ----------------------------------------------------------------------------- layers
-class EqualLinear(nn.Module):
-    """Fully connected layer with the equalised learning rate; ``act``: leaky ReLU times sqrt(2)."""
-
-    def __init__(self, cin: int, cout: int, *, bias: bool = True, bias_init: float = 0.0, lr_mul: float = 1.0,
-                 act: bool = False) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
-        self.bias = nn.Parameter(torch.full((cout,), float(bias_init) / lr_mul)) if bias else None
-        self.scale, self.lr_mul, self.act = lr_mul / math.sqrt(cin), lr_mul, act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.linear(x, self.weight * self.scale, None if self.bias is None else self.bias * self.lr_mul)
-        return _lrelu(x) if self.act else x
-
-
-class EqualConv2d(nn.Module):
-    """k x k convolution (same padding) with the equalised learning rate; ``act``: leaky ReLU times sqrt(2)."""
-
-    def __init__(self, cin: int, cout: int, k: int, *, bias: bool = True, act: bool = True) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin, k, k))
-        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
-        self.scale, self.act = 1.0 / math.sqrt(cin * k * k), act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.conv2d(x, self.weight * self.scale, self.bias, padding=self.weight.shape[-1] // 2)
-        return _lrelu(x) if self.act else x
-
-
 class ModulatedConv2d(nn.Module):
     """StyleGAN2 eq. 1-3: a k x k convolution whose weights are scaled per input channel by the style
     s = A(w) (affine, bias initialised to 1) and, with ``demodulate``, renormalised per output channel."""
@@ -162,7 +140,7 @@ class StyleLayer(nn.Module):
                 self.noise_strength[None, :, None, None]
         elif noise == "const":
             x = x + self.noise_const.to(x.dtype) * self.noise_strength[None, :, None, None]
-        return _lrelu(x + self.bias[None, :, None, None])
+        return lrelu_gain(x + self.bias[None, :, None, None])
 
 
 class ToRGB(nn.Module):
@@ -268,8 +246,8 @@ class DBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv0, self.conv1 = EqualConv2d(cin, cin, 3), EqualConv2d(cin, cout, 3)
-        self.skip = EqualConv2d(cin, cout, 1, bias=False, act=False)
+        self.conv0, self.conv1 = EqualConv2d(cin, cin, 3, act=True), EqualConv2d(cin, cout, 3, act=True)
+        self.skip = EqualConv2d(cin, cout, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.skip(F.avg_pool2d(x, 2))
@@ -286,11 +264,11 @@ class StyleGANDiscriminator(ProjectionHead, nn.Module):
         self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), n_classes
         res = resolution(self.in_shape)
         ch = widths(res, base, max_channels)
-        self.from_rgb = EqualConv2d(self.in_shape[0], ch[res], 1)
+        self.from_rgb = EqualConv2d(self.in_shape[0], ch[res], 1, act=True)
         self.blocks = nn.Sequential(*[DBlock(ch[r], ch[r // 2]) for r in sorted(ch, reverse=True) if r > 4])
         self.mbstd_group = mbstd_group
         c4 = ch[4]
-        self.conv = EqualConv2d(c4 + (1 if mbstd_group else 0), c4, 3)
+        self.conv = EqualConv2d(c4 + (1 if mbstd_group else 0), c4, 3, act=True)
         self.fc = EqualLinear(c4 * 16, c4, act=True)
         self.n_features = c4
         k = numel(self.out_shape)

@@ -59,7 +59,7 @@ def reference_for(data: Dataset, ref: str | None = None) -> tuple[Any, dict[str,
     """
     from ganforge.metrics.evaluate import default_reference
 
-    params = {k: data.info[k] for k in ("resolution",) if k in data.info}
+    params = {k: data.info[k] for k in ("resolution", "resize") if k in data.info}  # same pixels as training
     if "source" in data.info:
         params["root"] = data.info["source"]  # the folder the training data came from
     if ref and (ref.endswith(".npy") or Path(ref).is_dir()):

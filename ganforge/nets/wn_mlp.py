@@ -1,0 +1,79 @@
+"""Weight-normalised MLP classifier-discriminator with Gaussian noise (Salimans et al. 2016, MNIST model).
+
+The semi-supervised GAN of "Improved techniques for training GANs" (section 5)
+classifies MNIST with D = 784-1000-500-250-250-250-10, every layer weight-
+normalised (Salimans & Kingma 2016: w = g v / ||v||, one g per output unit),
+ReLU, and Gaussian noise of std 0.3 on the input and 0.5 on the output of
+every hidden layer (training mode only). ``features(x)`` is the last hidden
+layer before its noise: what feature matching compares.
+
+The noise scale is that of the net's input; ganforge images are in [-1, 1],
+twice the paper's [0, 1] range, so the paper's input noise 0.3 is 0.6 here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganforge.errors import ConfigError
+from ganforge.nets.common import numel
+from ganforge.nets.encoders import GaussianNoise
+from ganforge.registry import NETS
+
+
+class WNLinear(nn.Module):
+    """y = x (g v / ||v||_row)^T + b (weight normalisation; ``gain`` is g's initial value)."""
+
+    def __init__(self, n_in: int, n_out: int, gain: float = 1.0) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(n_out, n_in) * 0.05)
+        self.g = nn.Parameter(torch.full((n_out,), float(gain)))
+        self.b = nn.Parameter(torch.zeros(n_out))
+
+    def weight(self) -> torch.Tensor:
+        return self.v * (self.g / self.v.norm(dim=1).clamp_min(1e-12)).unsqueeze(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight(), self.b)
+
+
+class WNMLP(nn.Module):
+    """x (N, *in_shape) -> (N, *out_shape); ``features(x)`` -> (N, widths[-1])."""
+
+    def __init__(self, *, in_shape, out_shape, n_classes: int = 0, widths: tuple[int, ...] = (1000, 500, 250, 250, 250),
+                 input_noise: float = 0.6, layer_noise: float = 0.5) -> None:
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if n_classes:
+            raise ConfigError("wn-mlp takes no class conditioning (it is a K-way classifier-discriminator)")
+        if not widths or min(widths) < 1 or input_noise < 0 or layer_noise < 0:
+            raise ConfigError(f"wn-mlp needs widths >= 1 (at least one), input_noise >= 0, layer_noise >= 0; got "
+                              f"{widths}, {input_noise}, {layer_noise}")
+        self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), 0
+        self.input_noise = GaussianNoise(input_noise)
+        layers: list[nn.Module] = []
+        width = numel(in_shape)
+        for i, w in enumerate(widths):
+            if i:  # noise on every hidden layer's output; the last one's comes after features()
+                layers.append(GaussianNoise(layer_noise))
+            # gain sqrt(2) after the first layer keeps the pre-activation scale through the ReLUs (He et al. 2015)
+            layers += [WNLinear(width, w, 1.0 if i == 0 else math.sqrt(2.0)), nn.ReLU()]
+            width = w
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = width
+        self.head = nn.Sequential(GaussianNoise(layer_noise), WNLinear(width, numel(out_shape), math.sqrt(2.0)))
+
+    def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """The last hidden layer (after its ReLU, before its noise), (N, widths[-1])."""
+        return self.body(self.input_noise(x.reshape(x.shape[0], -1)))
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(x)).reshape(x.shape[0], *self.out_shape)
+
+
+NETS.add("wn-mlp", WNMLP, help="Weight-normalised MLP with Gaussian input/layer noise (Salimans et al. 2016's "
+                               "semi-supervised D): widths, input_noise, layer_noise")
