@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from ganforge.bench.compare import mean_ci
-from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs, value_text
 from ganforge.bench.translation import Judge, psnr, test_images, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -138,14 +138,6 @@ def summarise(runs: list[dict], *, quick: bool, n_test: int, workers: int, wall_
     return result
 
 
-def _ci(st: dict, fmt: str = "{:.3f}") -> str:
-    return ci_text(st, 1.0, fmt)
-
-
-def _v(v: float | None, fmt: str) -> str:
-    return "-" if v is None else fmt.format(v)
-
-
 def markdown(result: dict[str, Any]) -> list[str]:
     """The markdown table of a ``cyclegan`` result."""
     cmd = "ganforge bench cyclegan" + (" --quick" if result["quick"] else "")
@@ -169,9 +161,11 @@ def markdown(result: dict[str, Any]) -> list[str]:
         met = c["psnr_ab"]["mean"] >= t["psnr_ab"] and c["acc_ab"]["mean"] >= t["acc_ab"]
         lines.append(f"| {c['transform']} | {c['identity']:g} | {c.get('warm_start', 0)} | {c['steps']} | "
                      f"{c['seeds']} | "
-                     f"{_ci(c['psnr_ab'], '{:.2f}')} | {_v(c['psnr_do_nothing'], '{:.2f}')} | {_ci(c['acc_ab'])} | "
-                     f"{_ci(c['psnr_ba'], '{:.2f}')} | {_ci(c['acc_ba'])} | {_ci(c['fid_ab'], '{:.2f}')} | "
-                     f"{c['fid_floor']:.2f} | {_ci(c['cpu_s'], '{:.0f}')} | {'yes' if met else 'no'} |")
+                     f"{ci_text(c['psnr_ab'], fmt='{:.2f}')} | {value_text(c['psnr_do_nothing'], '{:.2f}')} | "
+                     f"{ci_text(c['acc_ab'])} | "
+                     f"{ci_text(c['psnr_ba'], fmt='{:.2f}')} | {ci_text(c['acc_ba'])} | "
+                     f"{ci_text(c['fid_ab'], fmt='{:.2f}')} | "
+                     f"{c['fid_floor']:.2f} | {ci_text(c['cpu_s'], fmt='{:.0f}')} | {'yes' if met else 'no'} |")
     acc0 = result["cells"][0]["acc_original"]
     lines += ["", f"Targets (issue 13): PSNR >= {t['psnr_ab']:g} dB and content >= {t['acc_ab']:.2f} (means). "
               f"The classifier on the untouched test images: {acc0:.3f}. The identity loss is 0 in the "

@@ -92,6 +92,11 @@ def machine_line(threads: int | None = None) -> str:
             f"{load}")
 
 
+def value_text(v: float | None, fmt: str) -> str:
+    """One number formatted, "-" when there is none."""
+    return "-" if v is None else fmt.format(v)
+
+
 def ci_text(st: dict, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
     """A ``{"mean", "half"}`` cell (``compare.mean_ci``) as "m ± h", "m" for one seed, "-" when empty."""
     if st["mean"] is None:

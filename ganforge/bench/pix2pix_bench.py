@@ -34,7 +34,7 @@ import torch
 
 from ganforge.bench.compare import mean_ci
 from ganforge.bench.cyclegan_bench import RUN_OVERRIDES, train_recipe
-from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs, value_text
 from ganforge.bench.translation import Judge, psnr, ssim, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -212,14 +212,6 @@ def summarise(jobs: list[dict], runs: list[dict], *, quick: bool, workers: int,
             "wall_seconds": wall_seconds, "baselines": base, "cells": cells, "runs": runs}
 
 
-def _ci(st: dict, fmt: str = "{:.3f}") -> str:
-    return ci_text(st, 1.0, fmt)
-
-
-def _v(v: float | None, fmt: str) -> str:
-    return "-" if v is None else fmt.format(v)
-
-
 def markdown(result: dict[str, Any]) -> list[str]:
     """The markdown tables of a ``pix2pix`` result."""
     cmd = "ganforge bench pix2pix" + (" --quick" if result["quick"] else "")
@@ -239,7 +231,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{MEAN_OF:,} training targets; hole PSNR = inside the 14x14 hole only (the masked recipe's hole: "
         f"{result.get('hole_position', 'random')}). Mean ± half-width of the 95 % "
         "Student-t interval over seeds. CPU-s = user + system time of one run's training at 1 thread. Wall time of the "
-        f"bench {_v(None if wall is None else wall / 60, '{:.1f}')} min; "
+        f"bench {value_text(None if wall is None else wall / 60, '{:.1f}')} min; "
         f"{result['total_cpu_seconds']:.0f} CPU-s of training in all.",
         ""]
     done, total = result["runs_done"].split(" of ")
@@ -253,13 +245,15 @@ def markdown(result: dict[str, Any]) -> list[str]:
     ]
     for task in dict.fromkeys(c["task"] for c in result["cells"]):
         for name, b in result["baselines"][task].items():
-            lines.append(f"| {task} | {name} | - | - | {_v(b.get('psnr'), '{:.2f}')} | {_v(b.get('ssim'), '{:.3f}')} | "
-                         f"{_v(b.get('psnr_hole'), '{:.2f}')} | {_v(b.get('acc'), '{:.3f}')} | "
-                         f"{_v(b.get('fid'), '{:.2f}')} | - |")
+            lines.append(f"| {task} | {name} | - | - | {value_text(b.get('psnr'), '{:.2f}')} | "
+                         f"{value_text(b.get('ssim'), '{:.3f}')} | "
+                         f"{value_text(b.get('psnr_hole'), '{:.2f}')} | {value_text(b.get('acc'), '{:.3f}')} | "
+                         f"{value_text(b.get('fid'), '{:.2f}')} | - |")
         for c in (c for c in result["cells"] if c["task"] == task):
-            lines.append(f"| {task} | {c['mode']} | {c['seeds']} | {c['steps'] or '-'} | {_ci(c['psnr'], '{:.2f}')} | "
-                         f"{_ci(c['ssim'])} | {_ci(c['psnr_hole'], '{:.2f}')} | {_ci(c['acc'])} | "
-                         f"{_ci(c['fid'], '{:.2f}')} | {_ci(c['cpu_s'], '{:.0f}')} |")
+            lines.append(f"| {task} | {c['mode']} | {c['seeds']} | {c['steps'] or '-'} | "
+                         f"{ci_text(c['psnr'], fmt='{:.2f}')} | "
+                         f"{ci_text(c['ssim'])} | {ci_text(c['psnr_hole'], fmt='{:.2f}')} | {ci_text(c['acc'])} | "
+                         f"{ci_text(c['fid'], fmt='{:.2f}')} | {ci_text(c['cpu_s'], fmt='{:.0f}')} |")
     lines += ["", "Expected pattern (Isola et al. 2017, Table 1 and Fig. 4): L1 alone the most faithful per pixel "
               "but blurry (worse FID), the cGAN alone sharp but less faithful, L1 + cGAN the best FID with a PSNR "
               "near L1's. Here (means):", ""]

@@ -144,10 +144,6 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     return result
 
 
-def _ci(st: dict, fmt: str = "{:.3f}") -> str:
-    return ci_text(st, 1.0, fmt)
-
-
 def markdown(result: dict[str, Any]) -> list[str]:
     """The markdown table of a ``stargan`` result."""
     cmd = "ganforge bench stargan" + (" --quick" if result["quick"] else "")
@@ -167,17 +163,21 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "| model | source -> target | seeds | PSNR to truth | PSNR do-nothing | L1 | content acc | D domain acc | "
         "probe domain acc |", "|---|---|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
-        lines.append(f"| {c['model']} | {c['source']} -> {c['target']} | {c['seeds']} | {_ci(c['psnr'], '{:.2f}')} | "
-                     f"{c['psnr_do_nothing']:.2f} | {_ci(c['l1'])} | {_ci(c['content'])} | {_ci(c['d_cls'])} | "
-                     f"{_ci(c['probe'])} |")
+        lines.append(f"| {c['model']} | {c['source']} -> {c['target']} | {c['seeds']} | "
+                     f"{ci_text(c['psnr'], fmt='{:.2f}')} | "
+                     f"{c['psnr_do_nothing']:.2f} | {ci_text(c['l1'])} | {ci_text(c['content'])} | "
+                     f"{ci_text(c['d_cls'])} | "
+                     f"{ci_text(c['probe'])} |")
     star = [c for c in result["cells"] if c["model"] == "StarGAN"]
     ok_content = all(c["content"]["mean"] >= TARGETS["content"] for c in star)
     ok_psnr = all(c["psnr"]["mean"] > c["psnr_do_nothing"] for c in star)
     gap = s["cyclegan_pair_psnr"]["mean"] - s["stargan_mean_psnr"]["mean"]
-    lines += ["", f"StarGAN mean PSNR over the {len(star)} pairs: {_ci(s['stargan_mean_psnr'], '{:.2f}')} dB; on "
-              f"{PAIR[0]} -> {PAIR[1]}: {_ci(s['stargan_pair_psnr'], '{:.2f}')} dB; CycleGAN on that pair: "
-              f"{_ci(s['cyclegan_pair_psnr'], '{:.2f}')} dB (CycleGAN minus StarGAN mean: {gap:.2f} dB). CPU-s per "
-              f"run: StarGAN {_ci(s['stargan_cpu_s'], '{:.0f}')}, CycleGAN {_ci(s['cyclegan_cpu_s'], '{:.0f}')}.", "",
+    db = {k: ci_text(s[k], fmt="{:.2f}") for k in ("stargan_mean_psnr", "stargan_pair_psnr", "cyclegan_pair_psnr")}
+    cpu = {k: ci_text(s[k], fmt="{:.0f}") for k in ("stargan_cpu_s", "cyclegan_cpu_s")}
+    lines += ["", f"StarGAN mean PSNR over the {len(star)} pairs: {db['stargan_mean_psnr']} dB; on "
+              f"{PAIR[0]} -> {PAIR[1]}: {db['stargan_pair_psnr']} dB; CycleGAN on that pair: "
+              f"{db['cyclegan_pair_psnr']} dB (CycleGAN minus StarGAN mean: {gap:.2f} dB). CPU-s per "
+              f"run: StarGAN {cpu['stargan_cpu_s']}, CycleGAN {cpu['cyclegan_cpu_s']}.", "",
               f"Targets (issue 13, means): content >= {TARGETS['content']} on every pair: "
               f"{'met' if ok_content else 'not met'}; PSNR above doing nothing on every pair: "
               f"{'met' if ok_psnr else 'not met'}; mean PSNR within {TARGETS['psnr_gap_db']} dB of the CycleGAN: "

@@ -173,10 +173,6 @@ def _met_text(cell: dict, target: dict) -> str:
     return ok if cell["seeds"] >= len(SEEDS) else f"{ok} ({cell['seeds']} seed{'s' if cell['seeds'] != 1 else ''})"
 
 
-def _ci(st: dict, scale: float = 1.0, fmt: str = "{:.3f}") -> str:
-    return ci_text(st, scale, fmt)
-
-
 def write(result: dict[str, Any], out: str) -> None:
     """JSON to ``out`` and a markdown table beside it (.md)."""
     path = Path(out)
@@ -208,9 +204,9 @@ def write(result: dict[str, Any], out: str) -> None:
         for label, v in views:
             st = {**v, **v.get("view", {})}
             lines.append(f"| {c['dataset']} | {label} | {c['seeds']} | "
-                         f"{_ci(st['modes'], fmt='{:.1f}')} | {_ci(st['hq'], 100, '{:.1f}')} | "
-                         f"{_ci(st['rkl'], fmt='{:.4f}')} | "
-                         f"{_ci(st['cpu_seconds'], fmt='{:.0f}')} | {target} | {_met_text(v, t)} |")
+                         f"{ci_text(st['modes'], fmt='{:.1f}')} | {ci_text(st['hq'], 100, '{:.1f}')} | "
+                         f"{ci_text(st['rkl'], fmt='{:.4f}')} | "
+                         f"{ci_text(st['cpu_seconds'], fmt='{:.0f}')} | {target} | {_met_text(v, t)} |")
         idx = DATASETS.index(c["dataset"])
         for name, *vals in PUBLISHED:
             if "PacGAN" in name:
