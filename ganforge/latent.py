@@ -172,7 +172,8 @@ def figure_images(game, *, n: int = 64, seed: int = 0, interpolate_steps: int | 
     """The images of one ``ganforge sample --grid`` figure and its images per row.
 
     At most one mode: interpolation rows (``n`` rows clipped to 16), a class sweep, latent
-    arithmetic, or (none) the first ``n`` seeded samples.
+    arithmetic, or (none) the first ``n`` seeded samples (``game.sample``'s, rejection sampling included
+    where the game uses it; the latent figures render their codes without rejection).
     """
     modes = [m for m, on in (("--interpolate", interpolate_steps is not None), ("--class-sweep", sweep),
                              ("--arithmetic", expr is not None)) if on]
@@ -195,6 +196,8 @@ def figure_images(game, *, n: int = 64, seed: int = 0, interpolate_steps: int | 
     if expr is not None:
         images = arithmetic_row(game, expr, n, seed)
         return images, len(images)
+    if getattr(game, "drs", False):  # rejection sampling keeps some codes and drops others: show what it keeps
+        return game.sample(n, generator=torch.Generator().manual_seed(seed)).cpu(), 8
     z, c = codes(game, n, seed)
     return render(game, z, c), 8
 

@@ -79,3 +79,19 @@ def test_ssgan_inpaint_prior_is_logsumexp_of_the_class_logits(runs) -> None:
         want = torch.log(d(x).exp().sum(1))  # logit of D(x) = Z / (Z + 1), Z = sum_k exp(l_k)
         got = model.critic(x, None, None)
     torch.testing.assert_close(got, want)
+
+
+def test_plain_grid_of_a_rejection_sampling_run_shows_the_kept_samples(tmp_path) -> None:
+    from ganforge import api
+    from ganforge.api import load_game
+    from ganforge.latent import codes, figure_images, render
+
+    raw = {"name": "tiny-drs", "data": {"name": "digits", "resolution": 16, "limit": 200},
+           "game": {"name": "gan", "z_dim": 8, "drs": True, "drs_burn_in": 64, "drs_calibration": 64},
+           "nets": {"g": {"name": "dcgan", "base": 8}, "d": {"name": "dcgan", "base": 8}},
+           "train": {"steps": 2, "batch_size": 32, "threads": 1, "device": "cpu", "tensorboard": False},
+           "eval": {"every": 0, "n": 64, "samples": False, "metrics": []}, "checkpoint": {"every": 0}}
+    game, _, _ = load_game(api.train(raw, out=tmp_path / "r", quiet=True).run_dir)
+    images, _ = figure_images(game, n=6, seed=2)
+    torch.testing.assert_close(images, game.sample(6, generator=torch.Generator().manual_seed(2)))
+    assert not torch.allclose(images, render(game, *codes(game, 6, 2)))  # not simply the first 6 codes

@@ -261,7 +261,7 @@ class GAN(Game):
             if self.drs_calibration:  # Platt scaling on its own fixed-seed draws: the sampling RNG is untouched
                 gen = torch.Generator().manual_seed(0)
                 m = self.drs_calibration
-                real = self.data.x[torch.randint(len(self.data.x), (m,), generator=gen)]
+                real = self.data.to_model(self.data.x[torch.randint(len(self.data.x), (m,), generator=gen)])
                 a, b = platt_scale(raw(real), raw(draw(m, gen)))
                 if a <= 0:
                     raise ConfigError(f"the critic's logit does not tell real from generated samples (recalibrated "
