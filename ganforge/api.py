@@ -73,8 +73,12 @@ def train(config: str | Path | dict | Config | None = None, *, overrides: list[s
     return RunResult(trainer.run_dir, trainer.step, metrics, time.time() - t0)
 
 
-def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True):
-    """Rebuild a trained game from a run directory or a checkpoint file, weights loaded, eval mode."""
+def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True, rejection: bool = True):
+    """Rebuild a trained game from a run directory or a checkpoint file, weights loaded, eval mode.
+
+    rejection=False: a run trained with discriminator rejection sampling (game.drs) samples its generator
+    directly instead (an error for a run without it: there is nothing to turn off).
+    """
     from ganforge.config import resolve
     from ganforge.training import checkpoint as ckpt
     from ganforge.training.build import build_game
@@ -91,18 +95,24 @@ def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True):
         for r, m in ema.shadow.items():
             game.nets[r] = m
     game.eval()
+    if not rejection:
+        if not getattr(game, "drs", False):
+            raise ConfigError(f"{path} does not sample through rejection (its game has no game.drs: true): "
+                              "leave out --no-rejection")
+        game.drs = False
     return game, cfg, int(state["step"])
 
 
 def sample(path: str | Path, n: int = 1000, *, seed: int = 0, device: str = "cpu",
-           truncation: float = 1.0) -> torch.Tensor:
+           truncation: float = 1.0, rejection: bool = True) -> torch.Tensor:
     """n samples from a trained run; the same seed and checkpoint give the same samples.
 
-    truncation: psi of the truncation trick, for generators that support it (see ``set_truncation``).
+    truncation: psi of the truncation trick, for generators that support it (see ``set_truncation``);
+    rejection=False: draw G directly in a run that samples through rejection (see ``load_game``).
     """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    game, cfg, _ = load_game(path, device=device)
+    game, cfg, _ = load_game(path, device=device, rejection=rejection)
     set_truncation(game, cfg, truncation)
     return game.sample(n, generator=torch.Generator().manual_seed(seed))
 
@@ -144,7 +154,8 @@ def save_samples(x: torch.Tensor, out: str | Path) -> Path:
 
 def sample_grid(path: str | Path, out: str | Path, *, n: int = 64, seed: int = 0, interpolate: int | None = None,
                 spherical: bool = False, class_sweep: bool = False, arithmetic: str | None = None,
-                device: str = "cpu", truncation: float = 1.0, style_mix: int | None = None) -> Path:
+                device: str = "cpu", truncation: float = 1.0, style_mix: int | None = None,
+                rejection: bool = True) -> Path:
     """A PNG grid from a trained image model: n samples, interpolations, a class sweep or latent arithmetic.
 
     interpolate: STEPS per row between pairs of seeded latents (``spherical`` for slerp); class_sweep:
@@ -156,7 +167,7 @@ def sample_grid(path: str | Path, out: str | Path, *, n: int = 64, seed: int = 0
 
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
-    game, cfg, _ = load_game(path, device=device)
+    game, cfg, _ = load_game(path, device=device, rejection=rejection)
     set_truncation(game, cfg, truncation)
     if game.data is None or not game.data.is_image:
         raise ConfigError(f"{path} is not an image model: grids need image data. Use --out FILE.npy instead")

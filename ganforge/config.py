@@ -400,7 +400,7 @@ def resolve(raw: dict) -> Config:
             raise ConfigError(f"unknown net role nets.{role} for game {out['game']['name']!r}. "
                               f"Valid roles: {', '.join(roles)}")
     defaults = game_cls.default_nets()  # the game's choice for roles the config leaves out (mlp in the base)
-    out["nets"] = {r: resolve_component(NETS, deep_merge(defaults.get(r, {"name": "mlp"}), nets_raw.get(r) or {}),
+    out["nets"] = {r: resolve_component(NETS, net_spec(defaults.get(r, {"name": "mlp"}), nets_raw.get(r) or {}),
                                         f"nets.{r}", skip=PROVIDED) for r in roles}
 
     optim_raw = raw.get("optim") or {}
@@ -432,6 +432,16 @@ def resolve(raw: dict) -> Config:
         out[sec] = _resolve_section(cls, raw.get(sec) or {}, sec)
     _check_eval_counts(out["eval"])
     return Config(out)
+
+
+def net_spec(default: dict, given: dict) -> dict:
+    """A role's net: the game's default with the user's keys on top when the user keeps the default's net,
+    else the user's net alone (a default's parameters, e.g. mlp's hidden width, mean nothing to another net)."""
+    if not isinstance(given, dict):
+        return given  # resolve_component says what a net spec must be
+    if given.get("name", default.get("name")) != default.get("name"):
+        return dict(given)
+    return deep_merge(default, given)
 
 
 def _check_eval_counts(ev: dict) -> None:

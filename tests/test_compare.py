@@ -161,3 +161,38 @@ def test_a_diverged_run_is_recorded_and_not_retried(recipe, tmp_path, monkeypatc
     n = len(calls)
     t2 = compare(recipe, seeds=2, grid=["objective.name=ns,hinge"], out=out, quiet=True, metrics=["nll"])
     assert len(calls) == n and t2["cells"][1]["runs"][1]["status"] == "failed"  # not retried
+
+
+def test_equal_cpu_budget_gives_each_recipe_the_steps_its_cost_allows(tmp_path, monkeypatch, capsys):
+    """Two recipes, one ~100x costlier per step: under one CPU budget it gets fewer steps, steps = floor(B / cost),
+    its step-counted lr decay scales with its length, and a resumed sweep keeps the plan (no re-timing)."""
+    from ganforge.bench import budget
+
+    wide = {**TINY, "name": "wide", "nets": {r: {"name": "mlp", "hidden": 512, "depth": 3} for r in ("g", "d")},
+            "train": {**TINY["train"], "batch_size": 256, "lr_decay_start": 3, "lr_decay_steps": 3}}
+    paths = []
+    for name, raw in (("tiny", TINY), ("wide", wide)):
+        paths.append(tmp_path / f"{name}.yaml")
+        paths[-1].write_text(yaml.safe_dump(raw))
+    out = tmp_path / "cmp"
+    t = compare(paths, seeds=1, grid=[], out=out, quiet=True, metrics=["nll"], cpu_budget=0.4)
+    (small, big) = t["cells"]
+    assert [small["name"], big["name"]] == ["tiny", "wide"] and small["recipe"] == str(paths[0])
+    for c in t["cells"]:
+        assert c["budget"]["steps"] == int(0.4 // c["budget"]["cost"])
+        assert ckpt.checkpoint_path(out / c["name"] / "seed0", c["budget"]["steps"]).is_file()  # ran its length
+    assert big["budget"]["cost"] > 5 * small["budget"]["cost"] and big["budget"]["steps"] < small["budget"]["steps"]
+    n = big["budget"]["steps"]
+    assert big["budget"]["overrides"] == [f"--train.steps={n}", f"--train.lr_decay_start={round(3 * n / 6)}",
+                                          f"--train.lr_decay_steps={round(3 * n / 6)}"]
+    assert "Equal CPU" in (out / "compare.md").read_text() and "CPU-s per run" in markdown(t)
+
+    monkeypatch.setattr(budget, "step_costs", lambda *a, **k: pytest.fail("a resumed sweep re-timed its cells"))
+    again = compare(paths, seeds=1, grid=[], out=out, quiet=True, metrics=["nll"], cpu_budget=0.4)
+    assert [r["status"] for c in again["cells"] for r in c["runs"]] == ["skipped", "skipped"]
+    with pytest.raises(ConfigError, match="planned for --cpu-budget 0.4"):
+        compare(paths, seeds=1, grid=[], out=out, quiet=True, cpu_budget=0.8)
+    with pytest.raises(ConfigError, match="both set the runs' length"):
+        compare(paths, seeds=1, grid=["train.steps=3"], out=tmp_path / "y", quiet=True, cpu_budget=0.4)
+    assert main(["bench", "compare", str(paths[0]), "--cpu-budget", "-1", "--out", str(tmp_path / "z")]) == 2
+    assert "--cpu-budget must be a positive number" in capsys.readouterr().err

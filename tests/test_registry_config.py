@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import inspect
 
 import pytest
 import yaml
@@ -91,6 +92,18 @@ def test_switching_a_component_drops_its_old_parameters(tmp_path):
     assert load_config(p)["objective"] == {"name": "lsgan", "a": -1.0, "b": 1.0, "c": 0.0}
     assert load_config(p, ["--objective.name=hinge"])["objective"] == {"name": "hinge"}
     assert load_config(p, ["--objective.c=0.5"])["objective"]["c"] == 0.5
+
+
+def test_a_games_default_net_parameters_apply_only_to_its_default_net():
+    """dann's default f is conv-encoder with hidden 0: naming mlp for f must not inherit hidden 0, while
+    naming the default net (c: mlp) keeps the game's width and takes the user's keys on top."""
+    from ganforge.registry import NETS
+
+    base = {"name": "t", "game": {"name": "dann"}, "data": {"name": "adaptation"}}
+    cfg = load_config(base={**base, "nets": {"f": {"name": "mlp"}, "c": {"name": "mlp", "depth": 3}}})
+    mlp_default = inspect.signature(NETS.get("mlp")).parameters["hidden"].default
+    assert cfg["nets"]["f"]["hidden"] == mlp_default != 0
+    assert cfg["nets"]["c"]["hidden"] == 100 and cfg["nets"]["c"]["depth"] == 3
 
 
 def test_base_include(tmp_path):

@@ -91,7 +91,15 @@ def test_plain_grid_of_a_rejection_sampling_run_shows_the_kept_samples(tmp_path)
            "nets": {"g": {"name": "dcgan", "base": 8}, "d": {"name": "dcgan", "base": 8}},
            "train": {"steps": 2, "batch_size": 32, "threads": 1, "device": "cpu", "tensorboard": False},
            "eval": {"every": 0, "n": 64, "samples": False, "metrics": []}, "checkpoint": {"every": 0}}
-    game, _, _ = load_game(api.train(raw, out=tmp_path / "r", quiet=True).run_dir)
+    run = api.train(raw, out=tmp_path / "r", quiet=True).run_dir
+    game, _, _ = load_game(run)
     images, _ = figure_images(game, n=6, seed=2)
     torch.testing.assert_close(images, game.sample(6, generator=torch.Generator().manual_seed(2)))
     assert not torch.allclose(images, render(game, *codes(game, 6, 2)))  # not simply the first 6 codes
+    # --no-rejection: the generator drawn directly, code for code
+    direct = api.sample(run, 6, seed=2, rejection=False)
+    torch.testing.assert_close(direct, render(game, *codes(game, 6, 2)))
+    torch.testing.assert_close(api.sample(run, 6, seed=2), images)
+    with pytest.raises(ConfigError, match="does not sample through rejection"):
+        api.sample(api.train({**raw, "game": {"name": "gan", "z_dim": 8}}, out=tmp_path / "plain",
+                             quiet=True).run_dir, 6, rejection=False)

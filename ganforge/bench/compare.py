@@ -271,36 +271,68 @@ def _drop_log_handler(run_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------- driver
-def compare(config: str | Path, *, seeds: int, grid: list[str], out: str | Path,
-            metrics: list[str] | None = None, quiet: bool = False) -> dict:
-    """Run ``grid`` x ``seeds`` and write ``out/compare.json`` and ``out/compare.md``; returns the table."""
+def recipe_cells(recipes: list[str | Path], grid_cells: list[Cell]) -> list[tuple[Path, Cell]]:
+    """Each recipe x each grid cell; with several recipes a cell's name starts with its recipe's."""
+    paths = [Path(r) for r in recipes]
+    if len(paths) == 1:
+        return [(paths[0], c) for c in grid_cells]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):  # configs/a/dcgan.yaml and configs/b/dcgan.yaml: a-dcgan, b-dcgan
+        stems = [f"{p.parent.name}-{p.stem}" for p in paths]
+    if len(set(stems)) != len(stems):
+        raise ConfigError(f"recipes {[str(p) for p in paths]} would share a directory name: give distinct recipes")
+    return [(p, Cell(_slug(st) if c.name == "base" else f"{_slug(st)}__{c.name}", c.values))
+            for p, st in zip(paths, stems, strict=True) for c in grid_cells]
+
+
+def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str], out: str | Path,
+            metrics: list[str] | None = None, quiet: bool = False, cpu_budget: float | None = None) -> dict:
+    """Run recipe(s) x ``grid`` x ``seeds`` and write ``out/compare.json`` and ``out/compare.md``.
+
+    Several recipes (a list) are compared cell by cell, the first recipe's cells first; ``cpu_budget``
+    trains every cell for that many CPU-seconds per run instead of its train.steps (``bench/budget.py``).
+    """
     from ganforge import api
+    from ganforge.bench import budget
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    if config is None:
+    recipes = [config] if isinstance(config, (str, Path)) else list(config or [])
+    if not recipes:
         raise ConfigError("bench compare needs a config file, e.g. ganforge bench compare configs/toy/ring.yaml "
                           "--seeds 3 --grid objective.name=ns,hinge")
     out = Path(out)
     parsed = parse_grid(grid)
     if any(k == "train.seed" for k, _ in parsed):
         raise ConfigError("--grid train.seed is not allowed: seeds come from --seeds (train.seed = 0 .. N-1)")
-    grid_cells = cells(parsed)
-    configs = {(c.name, k): api.make_config(config, [*c.overrides(), f"--train.seed={k}"])
-               for c in grid_cells for k in range(seeds)}  # validate every cell before the first run
+    if cpu_budget is not None and any(k == "train.steps" for k, _ in parsed):
+        raise ConfigError("--grid train.steps and --cpu-budget both set the runs' length: give one of them")
+    todo = recipe_cells(recipes, cells(parsed))
+    base = {c.name: api.make_config(r, c.overrides()) for r, c in todo}  # validate every cell first
+    length = {name: [] for name in base}
+    planned = None
+    if cpu_budget is not None:
+        planned = budget.plan(base, cpu_budget, out, quiet=quiet)
+        length = {name: budget.scaled(base[name], planned[name]["steps"]) for name in base}
+    configs = {(c.name, k): api.make_config(r, [*c.overrides(), *length[c.name], f"--train.seed={k}"])
+               for r, c in todo for k in range(seeds)}
     t0 = time.time()
     table_cells = []
-    for c in grid_cells:
+    for r, c in todo:
         runs = []
         for k in range(seeds):
             run_dir = out / c.name / f"seed{k}"
-            t = time.time()
+            t, cpu = time.time(), time.process_time()
             status, m = run_one(configs[(c.name, k)], run_dir)
             runs.append({"seed": k, "dir": str(run_dir), "status": status, "seconds": round(time.time() - t, 1),
+                         "cpu_seconds": round(time.process_time() - cpu, 1) if status != "skipped" else None,
                          "train_seconds": _train_seconds(run_dir), "metrics": m})
             if not quiet:
                 print(f"[compare] {c.name} seed {k}: {status} ({time.time() - t:.1f}s) {json.dumps(m)}", flush=True)
-        table_cells.append({"name": c.name, "values": c.values, "runs": runs})
+        cell = {"name": c.name, "recipe": str(r), "values": c.values, "runs": runs}
+        if planned is not None:
+            cell["budget"] = {**planned[c.name], "overrides": length[c.name]}
+        table_cells.append(cell)
     found = sorted({k for c in table_cells for r in c["runs"] for k, v in r["metrics"].items() if _finite(v)})
     if metrics:
         missing = [m for m in metrics if m not in found]
@@ -314,7 +346,8 @@ def compare(config: str | Path, *, seeds: int, grid: list[str], out: str | Path,
     from ganforge.bench.jobs import machine_line
     from ganforge.bench.speed import cpu_name
 
-    table = {"benchmark": "compare", "config": str(config), "seeds": seeds, "grid": [[k, v] for k, v in parsed],
+    table = {"benchmark": "compare", "config": ", ".join(map(str, recipes)), "recipes": [str(r) for r in recipes],
+             "cpu_budget": cpu_budget, "seeds": seeds, "grid": [[k, v] for k, v in parsed],
              "metrics": found, "alpha": ALPHA, "test": TEST_NAME, "ci": "95 % Student t over seeds, ddof=1",
              "cells": table_cells, "seconds": round(time.time() - t0, 1),  # this invocation (skips are fast)
              "machine": {"platform": platform.platform(), "python": platform.python_version(),
@@ -342,12 +375,22 @@ def markdown(table: dict) -> str:
     ms = table["metrics"]
     train = sum(r.get("train_seconds") or 0 for c in table["cells"] for r in c["runs"])
     fixed = {k: v[0] for k, v in table["grid"] if len(v) == 1}
+    budget = table.get("cpu_budget")
+    extra = ["steps", "CPU-s per run"] if budget is not None else []
     lines = [f"# Seeded comparison: {table['config']}", "",
              f"{table['seeds']} seeds (train.seed = 0..{table['seeds'] - 1}) per cell"
-             + (f"; fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else "") + ".", "",
-             "| cell | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+             + (f"; fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}" if fixed else "") + "."
+             + (f" Equal CPU: every run gets {budget:g} CPU-seconds of training steps (train.steps = budget / the "
+                f"cell's CPU-seconds per step, measured interleaved before the runs; bench/budget.py); CPU-s per "
+                f"run is the whole run's (evaluations included) in this invocation." if budget is not None else ""),
+             "", "| cell | " + " | ".join(ms + extra) + " |", "|---|" + "---|" * (len(ms) + len(extra))]
     for c in table["cells"]:
         row = []
+        if budget is not None:
+            cpu = [r["cpu_seconds"] for r in c["runs"] if r.get("cpu_seconds") is not None]
+            row_extra = [str(c["budget"]["steps"]), _fmt(sum(cpu) / len(cpu)) if cpu else "-"]
+        else:
+            row_extra = []
         for m in ms:
             st = c["stats"][m]
             if st["mean"] is None:
@@ -364,7 +407,8 @@ def markdown(table: dict) -> str:
                 s += f" (n={st['n']})"  # failed runs or non-finite values
             row.append(s)
         fails = sum(r["status"] == "failed" for r in c["runs"])
-        lines.append(f"| {c['name']}{f' ({fails} diverged)' if fails else ''} | " + " | ".join(row) + " |")
+        lines.append(f"| {c['name']}{f' ({fails} diverged)' if fails else ''} | " + " | ".join(row + row_extra)
+                     + " |")
     lines += ["", "Mean ± half-width [low, high] of the 95 % confidence interval (Student t over seeds, "
               "n-1 standard deviation). "
               f"(ref): the reference cell for that metric, the best mean where the metric has a direction "

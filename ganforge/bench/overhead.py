@@ -7,11 +7,11 @@ one D update on a real batch and fresh noise, then one G update on fresh noise. 
 is the careful minimum: G's forward under ``no_grad`` in D's step and D frozen in G's step, as the
 trainer does, so both compute the same gradients and any difference is the trainer's bookkeeping.
 
-The trainer side runs exactly what ``Trainer.fit`` runs per step (``_run_phase`` for every phase,
-the step counter and schedulers); logging every 50 steps, evaluation and checkpoints are outside the
-timed step. Timing: ``rounds`` rounds of ``chunk`` steps per side, the side that goes first
-alternating, median over rounds; ratio = ganforge_ms / plain_ms. Data: Fashion-MNIST when its files
-are installed, else scikit-learn's digits resized to 28x28 (same tensor shapes).
+The trainer side runs exactly what ``Trainer.fit`` runs per step (``Trainer.run_step``: the step
+hooks, ``_run_phase`` for every phase, the step counter; then the schedulers); logging every 50 steps,
+evaluation and checkpoints are outside the timed step. Timing: ``rounds`` rounds of ``chunk`` steps per
+side, the side that goes first alternating, median over rounds; ratio = ganforge_ms / plain_ms. Data:
+Fashion-MNIST when its files are installed, else scikit-learn's digits resized to 28x28 (same tensor shapes).
 
     ganforge bench overhead [--quick] [--out benchmarks/results/overhead.json]
 """
@@ -90,12 +90,10 @@ class PlainLoop:
 
 def ganforge_step(trainer) -> None:
     """The body of ``Trainer.fit``'s loop without the every-``log_every`` bookkeeping."""
-    trainer.game.step = trainer.step
     acc: dict[str, list[float]] = {}
-    for ph in trainer.phases:
-        for k, v in trainer._run_phase(ph).items():
+    for logs in trainer.run_step():
+        for k, v in logs.items():
             acc.setdefault(k, []).append(v)
-    trainer.step += 1
     for sch in getattr(trainer, "schedulers", {}).values():
         sch.step()
 

@@ -49,6 +49,9 @@ def register(sub) -> None:
                    help="resolution of a named reference (default: the samples' own, so both sides go "
                         "through the same conversion)")
     p.add_argument("--no-ema", action="store_true", help="use a run's raw generator, not its EMA copy")
+    p.add_argument("--no-rejection", action="store_true",
+                   help="a run trained with discriminator rejection sampling (game.drs): score its generator "
+                        "sampled directly")
     p.add_argument("--batch-size", type=int, default=500, help="images per forward pass of the extractor (default 500)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-cache", action="store_true",
@@ -101,7 +104,7 @@ def is_run(path: Path) -> bool:
         (path.is_file() and path.suffix == ".pt")
 
 
-def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str):
+def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str, rejection: bool = True):
     """(images, source record, default reference) from a run's latest checkpoint."""
     import torch
 
@@ -112,7 +115,7 @@ def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str):
     if path.is_dir() and not ckpt.list_checkpoints(path):
         raise ConfigError(f"{path} is a run directory without checkpoints (nothing in {path / 'checkpoints'}); "
                           "train it first, or give a folder of images / a .npy file")
-    game, cfg, step = api.load_game(path, device=device, use_ema=use_ema)
+    game, cfg, step = api.load_game(path, device=device, use_ema=use_ema, rejection=rejection)
     ema = bool(use_ema and cfg.train.ema and game.ema_roles)
     with torch.no_grad():
         x = game.sample(n, generator=torch.Generator().manual_seed(seed))
@@ -121,7 +124,8 @@ def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str):
                           "`ganforge eval` scores images (toy runs log their metrics in metrics.jsonl)")
     checkpoint = str(ckpt.list_checkpoints(path)[-1][1]) if path.is_dir() else str(path)
     source = {"kind": "run", "path": str(path), "checkpoint": checkpoint, "step": step,
-              "generator": "ema" if ema else "raw", "sample_seed": seed, "data": dict(cfg["data"])}
+              "generator": "ema" if ema else "raw",
+              "rejection": bool(getattr(game, "drs", False)), "sample_seed": seed, "data": dict(cfg["data"])}
     # The reference the trainer's own evaluations use: the data's test split at its resolution, or the data.
     return x, source, reference_for(game.eval_reference())
 
@@ -196,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
         rundir.check(run_dir, out_path)  # a link in the run folder: refused before the scores are computed
     default = None
     if is_run(src):
-        fake, source, default = _from_run(src, args.n, args.seed, not args.no_ema, device)
+        fake, source, default = _from_run(src, args.n, args.seed, not args.no_ema, device,
+                                           not args.no_rejection)
         lo, hi = -1.0, 1.0  # generators emit the model range; values beyond it are clamped (recorded)
     else:
         fake = load_images(src)[: args.n]
@@ -252,7 +257,8 @@ def _write_record(path: Path, record: dict[str, Any], run_dir: Path | None) -> N
 def format_table(record: dict[str, Any]) -> str:
     """The scores as a two-column text table under a one-line protocol summary."""
     s, p, src = record["scores"], record["protocol"], record["source"]
-    what = src["path"] + (f" (step {src['step']}, {src['generator']} generator)" if src["kind"] == "run" else "")
+    kept = ", rejection-sampled" if src.get("rejection") else ""
+    what = src["path"] + (f" (step {src['step']}, {src['generator']} generator{kept})" if src["kind"] == "run" else "")
     ex = p["extractor"]
     sha = (ex.get("weights_sha256") or "")[:12] or "none"
     lines = [f"{what} vs {p['reference']}: extractor {ex['name']} (weights sha256 {sha}), "

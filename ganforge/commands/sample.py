@@ -28,6 +28,9 @@ def register(sub) -> None:
                    help="with --grid (net stylegan): a style-mixing figure; each cell takes its row's styles "
                         "before style input LAYER and its column's from it on (small LAYER: only coarse styles "
                         "from the row)")
+    s.add_argument("--no-rejection", action="store_true",
+                   help="a run trained with discriminator rejection sampling (game.drs): draw its generator "
+                        "directly")
     s.set_defaults(run=run)
 
 
@@ -50,10 +53,12 @@ def run(args) -> int:
         if args.grid:
             path = api.sample_grid(args.run_dir, out, n=args.n or 64, seed=args.seed, interpolate=args.interpolate,
                                    spherical=args.slerp, class_sweep=args.class_sweep, arithmetic=args.arithmetic,
-                                   truncation=args.truncation, style_mix=args.style_mix)
+                                   truncation=args.truncation, style_mix=args.style_mix,
+                                   rejection=not args.no_rejection)
             print(f"wrote {path}")
             return 0
-        x = api.sample(args.run_dir, args.n or 1000, seed=args.seed, truncation=args.truncation)
+        x = api.sample(args.run_dir, args.n or 1000, seed=args.seed, truncation=args.truncation,
+                       rejection=not args.no_rejection)
         print(f"wrote {len(x)} samples to {api.save_samples(x, out)}")
     except OSError as e:
         target = Path(e.filename) if e.filename else None

@@ -282,6 +282,17 @@ class Trainer:
                     self.ema.update(self.game.nets, group)
         return logs
 
+    def run_step(self) -> list[dict]:
+        """One training step (every phase once), the step counter advanced; returns each phase's logs. The
+        learning-rate schedules, logs, evaluations and checkpoints are ``fit``'s."""
+        self.game.step = self.step  # the game may schedule by step (e.g. instance-noise annealing)
+        for m in self.game.modules():  # so may any module (progressive growing's level and fade-in)
+            if callable(getattr(m, "set_step", None)):
+                m.set_step(self.step)
+        logs = [self._run_phase(ph) for ph in self.phases]
+        self.step += 1
+        return logs
+
     def _nonfinite(self, phase: str) -> None:
         # counted per phase: a critic whose loss is always NaN must stop the run even if G's loss is fine
         n = self.nonfinite[phase] = self.nonfinite.get(phase, 0) + 1
@@ -317,14 +328,9 @@ class Trainer:
         self._call("on_start")
         try:
             while self.step < tc.steps:
-                self.game.step = self.step  # the game may schedule by step (e.g. instance-noise annealing)
-                for m in self.game.modules():  # so may any module (progressive growing's level and fade-in)
-                    if callable(getattr(m, "set_step", None)):
-                        m.set_step(self.step)
-                for ph in self.phases:
-                    for k, v in self._run_phase(ph).items():
+                for logs in self.run_step():
+                    for k, v in logs.items():
                         acc.setdefault(k, []).append(v)
-                self.step += 1
                 for sch in self.schedulers.values():
                     sch.step()
                 if bar is not None:
