@@ -33,12 +33,12 @@ def neg_log_one_minus_sig(v: torch.Tensor) -> torch.Tensor:
     return -torch.log(1 - torch.sigmoid(v)).mean()
 
 
-def _game(c_a: int = 1, c_b: int = 1, g: dict = G, **params) -> tuple[Pix2Pix, dict]:
+def _game(c_a: int = 1, c_b: int = 1, g: dict = G, objective: str = "ns", **params) -> tuple[Pix2Pix, dict]:
     torch.manual_seed(0)
     a, b = torch.randint(256, (6, c_a, 8, 8), dtype=torch.uint8), torch.randint(256, (6, c_b, 8, 8), dtype=torch.uint8)
     data = paired("toy-pairs", a, b)
     game = Pix2Pix(**params)
-    game.build(data, {"g": g, "d": D}, objectives.get("ns"), [])
+    game.build(data, {"g": g, "d": D}, objectives.get(objective), [])
     return game, {"x": data.to_model(b), "a": data.to_model(a)}
 
 
@@ -58,6 +58,18 @@ def test_generator_loss_is_cgan_plus_100_l1(c_b: int) -> None:
     assert d_inner(torch.cat([a, fake], 1)).shape[-2:] == (4, 4)  # a map of patch logits, not one score
     assert_close(loss, adv + 100.0 * l1)
     assert_close(torch.tensor(logs["l1"]), l1.detach())
+
+
+def test_least_squares_losses_as_the_edges_recipe_plays_them() -> None:
+    """objective lsgan, l1 10 (configs/pix2pix/fmnist-edges.yaml): Mao et al. 2017 eq. 2 on every patch score."""
+    game, batch = _game(objective="lsgan", l1=10.0)
+    g, d_inner, a, b = game.nets["g"], game.nets["d"].inner, batch["a"], batch["x"]
+    fake = g(a)
+    v_real, v_fake = d_inner(torch.cat([a, b], 1)), d_inner(torch.cat([a, fake], 1))
+    g_loss, _ = _phases(game)["g"].loss(batch)
+    assert_close(g_loss, 0.5 * ((v_fake - 1) ** 2).mean() + 10.0 * (b - fake).abs().mean())
+    d_loss, _ = _phases(game)["d"].loss(batch)
+    assert_close(d_loss, 0.5 * ((v_real - 1) ** 2).mean() + 0.5 * (v_fake ** 2).mean())
 
 
 def test_critic_sees_real_and_fake_pairs_with_the_same_input() -> None:

@@ -49,3 +49,52 @@ def test_input_noise_has_the_configured_std() -> None:
 def test_bad_params_are_config_errors(params) -> None:
     with pytest.raises(ConfigError):
         build_net("wn-mlp", in_shape=(4,), out_shape=(2,), **params)
+
+
+def _pre_activations(net, x: torch.Tensor) -> list[torch.Tensor]:
+    """The input of every WNLinear's ReLU (and the head's logits) on ``x``, recorded by forward hooks."""
+    seen: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out)) for m in net.modules()
+             if isinstance(m, WNLinear)]
+    net(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_data_dependent_init_standardises_every_layer_on_its_batch() -> None:
+    torch.manual_seed(0)
+    net = build_net("wn-mlp", in_shape=(1, 5, 5), out_shape=(3,), widths=[9, 6], input_noise=0.0, layer_noise=0.0,
+                    data_init=True)
+    x = torch.rand(64, 1, 5, 5) * 3 + 1  # far from zero mean / unit scale
+    v_before = [m.v.clone() for m in net.modules() if isinstance(m, WNLinear)]
+    net.init_from_data(x)
+    pre = _pre_activations(net, x)
+    assert len(pre) == 3
+    for t in pre:  # Salimans & Kingma 2016, sec. 3: each unit's pre-activation has mean 0 and std 1 on the batch
+        torch.testing.assert_close(t.mean(0), torch.zeros(t.shape[1]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(t.std(0), torch.ones(t.shape[1]), atol=1e-4, rtol=0)
+    for m, v in zip([m for m in net.modules() if isinstance(m, WNLinear)], v_before, strict=True):
+        assert torch.equal(m.v, v)  # only g and b move: the directions stay random
+
+
+def test_data_init_is_off_by_default_and_the_ssgan_game_applies_it() -> None:
+    from ganforge import objectives
+    from ganforge.data.base import Dataset
+    from ganforge.games.ssgan import SSGAN
+
+    torch.manual_seed(0)
+    net = build_net("wn-mlp", in_shape=(4,), out_shape=(2,), widths=[3])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    net.init_from_data(torch.randn(16, 4) * 5)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    lab = Dataset(name="lab", x=torch.randn(30, 4) * 2 + 3, y=torch.arange(30) % 3, n_classes=3)
+    unl = Dataset(name="unl", x=torch.randn(50, 4))
+    data = Dataset(name="semi", x=unl.x, info={"parts": {"labelled": lab, "unlabelled": unl}})
+    game = SSGAN(z_dim=2)
+    game.build(data, {"g": {"name": "mlp", "hidden": 8, "depth": 1},
+                      "d": {"name": "wn-mlp", "widths": [8], "input_noise": 0.0, "layer_noise": 0.0,
+                            "data_init": True}}, objectives.get("ns"), [])
+    first = _pre_activations(game.nets["d"], lab.x)[0]  # the game initialised D on the labelled images
+    torch.testing.assert_close(first.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    torch.testing.assert_close(first.std(0), torch.ones(8), atol=1e-4, rtol=0)

@@ -1,7 +1,8 @@
 """Trainer overhead: one DCGAN training step through ganforge's Trainer vs a minimal hand-written PyTorch loop.
 
 Both sides train the Fashion-MNIST DCGAN recipe's networks (configs/fmnist/dcgan.yaml: base 64, z 100,
-batch 64, Adam 2e-4, betas (0.5, 0.999), non-saturating loss) from the same initial weights, on the
+batch 64, non-saturating loss) with the paper's Adam 2e-4, betas (0.5, 0.999), constant (the recipe's lr,
+betas and decay cost the same per step) from the same initial weights, on the
 same minibatch sequence (a ``BatchStream`` with the same seed each), in the same process. A step is
 one D update on a real batch and fresh noise, then one G update on fresh noise. The hand-written loop
 is the careful minimum: G's forward under ``no_grad`` in D's step and D frozen in G's step, as the

@@ -6,11 +6,13 @@ loss weights and the run mechanics (seed, one thread, no intermediate evaluation
 ``--quick`` also cuts the steps):
 
 - L1 alone (``game.adversarial=0``: the critic never trains), cGAN alone (``game.l1=0``), and
-  L1 + cGAN (the recipe: l1 100).
+  L1 + cGAN (the recipe as committed: its l1 weight and objective; edges l1 10 with lsgan, masked l1 100
+  with ns). The three rows of a task differ only in these two loss weights: same steps, nets, optimisers,
+  seeds and data order.
 
 The truth of every test input is known (``ganforge.data.paired``). On the first ``n_test`` test
-pairs (a, b), with the translations G(a) (dropout on, as the game samples) and the 2 px padding
-cropped off, it scores
+pairs (a, b), with the translations G(a) (dropout as the recipe's ``game.test_dropout`` says) and the
+2 px padding cropped off, it scores
 
 - PSNR (dB, range 2 on [-1, 1]) and SSIM (Wang et al. 2004, Gaussian window 11, sigma 1.5;
   ``ganforge.metrics.math.ssim``) against b, and PSNR inside the hole for the masked task;
@@ -155,11 +157,13 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     n_test = 200 if quick else 1000
     jobs = _jobs(quick, n_test)
     partial = partial_path(out)
+    resumed = _finished(partial) & {_key(j) for j in jobs}
     t0 = time.perf_counter()
     runs = run_jobs(jobs, _one, _key, partial=partial, workers=workers,
                     report=lambda r: f"pix2pix: {r['task']:<6} {r['mode']:<7} seed {r['seed']}: PSNR {r['psnr']:.2f} "
                                      f"dB, FID {r['fid']:.2f}, acc {r['acc']:.3f} ({r['cpu_s']:.0f} CPU-s)")
-    result = summarise(jobs, runs, quick=quick, workers=workers, wall_seconds=time.perf_counter() - t0)
+    result = summarise(jobs, runs, quick=quick, workers=workers, wall_seconds=time.perf_counter() - t0,
+                       resumed=len(resumed))
     write(result, out, markdown(result))
     if out:
         finish(partial)
@@ -168,6 +172,15 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
 
 def _key(r: dict) -> tuple:
     return (r["task"], r["mode"], r["seed"])
+
+
+def _finished(partial: Path | None) -> set[tuple]:
+    """Keys of the runs an earlier, interrupted bench left in ``partial`` (resumed, so not in this wall time)."""
+    import json
+
+    if partial is None or not partial.exists():
+        return set()
+    return {_key(json.loads(ln)) for ln in partial.read_text().splitlines() if ln.strip()}
 
 
 def write_partial(out: str, workers: int = 2) -> dict[str, Any]:
@@ -185,7 +198,7 @@ def write_partial(out: str, workers: int = 2) -> dict[str, Any]:
 
 
 def summarise(jobs: list[dict], runs: list[dict], *, quick: bool, workers: int,
-              wall_seconds: float | None) -> dict[str, Any]:
+              wall_seconds: float | None, resumed: int = 0) -> dict[str, Any]:
     """The result record: baselines, and per (task, mode) the mean and 95 % CI of each metric over the
     ``runs`` (which may be a subset of ``jobs``, the finished part of an interrupted bench)."""
     from ganforge.api import make_config
@@ -205,23 +218,25 @@ def summarise(jobs: list[dict], runs: list[dict], *, quick: bool, workers: int,
             "recipes": {t: f"configs/pix2pix/fmnist-{t}.yaml" for t in TASKS},
             "recipe_sha256": {t: recipe_digest(t) for t in TASKS},
             "l1": {t: make_config(str(recipe(t)))["game"]["l1"] for t in TASKS},
+            "objective": {t: make_config(str(recipe(t)))["objective"]["name"] for t in TASKS},
             "hole_position": make_config(str(recipe("masked")))["data"]["hole_position"],
             "test_dropout": {t: make_config(str(recipe(t)))["game"]["test_dropout"] for t in TASKS},
             "overrides": {"all": [*OVERRIDES, "--train.seed=S", *(QUICK if quick else ())], **MODES},
             "runs_done": f"{len(runs)} of {len(jobs)}", "total_cpu_seconds": sum(r["cpu_s"] for r in runs),
-            "wall_seconds": wall_seconds, "baselines": base, "cells": cells, "runs": runs}
+            "wall_seconds": wall_seconds, "runs_resumed": resumed, "baselines": base, "cells": cells, "runs": runs}
 
 
 def markdown(result: dict[str, Any]) -> list[str]:
     """The markdown tables of a ``pix2pix`` result."""
     cmd = "ganforge bench pix2pix" + (" --quick" if result["quick"] else "")
-    ov, wall = result["overrides"], result["wall_seconds"]
+    ov, wall, obj = result["overrides"], result["wall_seconds"], result.get("objective", {})
+    weights = ", ".join(f"{t} l1 {w:g}" + (f" {obj[t]}" if t in obj else "") for t, w in result.get("l1", {}).items())
     lines = [
         f"# pix2pix loss ablation on Fashion-MNIST paired tasks{' (quick)' if result['quick'] else ''}", "",
         f"Made by `{cmd}`. Machine: {result['machine']}. Each recipe (`{'`, `'.join(result['recipes'].values())}`) "
         f"is trained as committed with only `{' '.join(ov['all'])}` and, per row, L1 alone: "
         f"`{' '.join(ov['L1'])}`, cGAN alone: `{' '.join(ov['cGAN'])}`, L1 + cGAN: the recipe "
-        f"({', '.join(f'{t} l1 {w:g}' for t, w in result.get('l1', {}).items())}). "
+        f"({weights}). "
         f"Test: the first {result['n_test']} fmnist test pairs, translated with the recipe's test-time dropout ("
         f"{', '.join(f'{t} ' + ('on' if v else 'off') for t, v in result.get('test_dropout', {}).items())}; "
         "seed 0), the 2 px "
@@ -231,8 +246,10 @@ def markdown(result: dict[str, Any]) -> list[str]:
         f"{MEAN_OF:,} training targets; hole PSNR = inside the 14x14 hole only (the masked recipe's hole: "
         f"{result.get('hole_position', 'random')}). Mean ± half-width of the 95 % "
         "Student-t interval over seeds. CPU-s = user + system time of one run's training at 1 thread. Wall time of the "
-        f"bench {value_text(None if wall is None else wall / 60, '{:.1f}')} min; "
-        f"{result['total_cpu_seconds']:.0f} CPU-s of training in all.",
+        f"bench {value_text(None if wall is None else wall / 60, '{:.1f}')} min"
+        + (f" (the {result['runs_resumed']} runs resumed from an earlier invocation's `pix2pix.partial.jsonl` "
+           "are not in it)" if result.get("runs_resumed") else "")
+        + f"; {result['total_cpu_seconds']:.0f} CPU-s of training in all.",
         ""]
     done, total = result["runs_done"].split(" of ")
     if done != total:

@@ -101,19 +101,12 @@ def _jobs(quick: bool, n_test: int) -> list[dict]:
     return jobs
 
 
-@BENCHMARKS.register("stargan")
-def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dict[str, Any]:
-    """StarGAN recipe, 3 seeds: per-pair PSNR to the true translation and content, beside a one-pair CycleGAN."""
-    n_test = 200 if quick else 1000
-    jobs = _jobs(quick, n_test)
-    partial = partial_path(out)
-    t0 = time.perf_counter()
-    runs = run_jobs(jobs, _one, lambda r: (r["model"], r["seed"]), partial=partial, workers=workers,
-                    report=lambda r: f"stargan bench: {r['model']} seed {r['seed']}: mean PSNR "
-                                     f"{r['mean_psnr']:.2f} dB, min content "
-                                     f"{min(p['content'] for p in r['pairs']):.3f} ({r['cpu_s']:.0f} CPU-s)")
+def summarise(runs: list[dict], *, quick: bool, n_test: int, workers: int, wall_seconds: float,
+              note: str | None = None) -> dict[str, Any]:
+    """The result of a ``stargan`` bench from its run records (``_one``): per-pair cells, summary, targets."""
     star = [r for r in runs if r["model"] == "stargan"]
     cyc = [r for r in runs if r["model"] == "cyclegan"]
+    domains = list(dict.fromkeys(p["source"] for p in star[0]["pairs"]))
     cells = []
     for model, rs in (("StarGAN", star), ("CycleGAN (this pair only)", cyc)):
         for k, p in enumerate(rs[0]["pairs"]):
@@ -130,14 +123,29 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
                "cyclegan_cpu_s": mean_ci([r["cpu_s"] for r in cyc])}
     result = {"benchmark": "stargan", "quick": quick, "machine": f"{machine_line(1)} (2-core CPU, shared with "
               f"other jobs); {workers} runs at a time, 1 thread each", "threads": 1, "n_test": n_test,
-              "domains": jobs[0]["domains"], "steps": star[0]["steps"], "d_steps": star[0]["d_steps"],
+              "domains": domains, "steps": star[0]["steps"], "d_steps": star[0]["d_steps"],
               "recipes": {"stargan": "configs/stargan/fmnist-domains.yaml",
                           "cyclegan": "configs/cyclegan/fmnist-tint.yaml"},
               "overrides": {"stargan": [*RUN_OVERRIDES, "--train.seed=S",
                                         *step_overrides(QUICK_STEPS if quick else None)],
                             "cyclegan": [*RUN_OVERRIDES, "--train.seed=S", *step_overrides(star[0]["steps"])]},
               "content_original": star[0]["content_original"], "targets": TARGETS,
-              "wall_seconds": time.perf_counter() - t0, "summary": summary, "cells": cells, "runs": runs}
+              "wall_seconds": wall_seconds, "note": note, "summary": summary, "cells": cells, "runs": runs}
+    return result
+
+
+@BENCHMARKS.register("stargan")
+def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dict[str, Any]:
+    """StarGAN recipe, 3 seeds: per-pair PSNR to the true translation and content, beside a one-pair CycleGAN."""
+    n_test = 200 if quick else 1000
+    jobs = _jobs(quick, n_test)
+    partial = partial_path(out)
+    t0 = time.perf_counter()
+    runs = run_jobs(jobs, _one, lambda r: (r["model"], r["seed"]), partial=partial, workers=workers,
+                    report=lambda r: f"stargan bench: {r['model']} seed {r['seed']}: mean PSNR "
+                                     f"{r['mean_psnr']:.2f} dB, min content "
+                                     f"{min(p['content'] for p in r['pairs']):.3f} ({r['cpu_s']:.0f} CPU-s)")
+    result = summarise(runs, quick=quick, n_test=n_test, workers=workers, wall_seconds=time.perf_counter() - t0)
     write(result, out, markdown(result))
     if out:
         finish(partial)
@@ -160,6 +168,7 @@ def markdown(result: dict[str, Any]) -> list[str]:
         "pixels of 1,500 real domain images. Mean ± half-width of the 95 % Student-t interval over seeds. CPU-s = "
         f"user + system time of one run's training at 1 thread. Wall time of the bench "
         f"{result['wall_seconds'] / 60:.1f} min.", "",
+        *([result["note"], ""] if result.get("note") else []),  # how a resumed run reused records, say
         "| model | source -> target | seeds | PSNR to truth | PSNR do-nothing | L1 | content acc | D domain acc | "
         "probe domain acc |", "|---|---|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
@@ -177,7 +186,8 @@ def markdown(result: dict[str, Any]) -> list[str]:
     lines += ["", f"StarGAN mean PSNR over the {len(star)} pairs: {db['stargan_mean_psnr']} dB; on "
               f"{PAIR[0]} -> {PAIR[1]}: {db['stargan_pair_psnr']} dB; CycleGAN on that pair: "
               f"{db['cyclegan_pair_psnr']} dB (CycleGAN minus StarGAN mean: {gap:.2f} dB). CPU-s per "
-              f"run: StarGAN {cpu['stargan_cpu_s']}, CycleGAN {cpu['cyclegan_cpu_s']}.", "",
+              f"run: StarGAN {cpu['stargan_cpu_s']}, CycleGAN {cpu['cyclegan_cpu_s']}; total CPU-s of the bench's "
+              f"training: {sum(r['cpu_s'] for r in result['runs']):.0f}.", "",
               f"Targets (issue 13, means): content >= {TARGETS['content']} on every pair: "
               f"{'met' if ok_content else 'not met'}; PSNR above doing nothing on every pair: "
               f"{'met' if ok_psnr else 'not met'}; mean PSNR within {TARGETS['psnr_gap_db']} dB of the CycleGAN: "

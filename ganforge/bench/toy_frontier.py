@@ -8,9 +8,12 @@ of its ``api.train`` call in a one-thread worker process: building, training and
 evaluation, not the interpreter's start-up and imports (measured once, reported apart). Means carry
 a 95 % Student-t interval over seeds (``bench.compare.mean_ci``). Runs go two at a time; finished
 runs are kept in a ``.partial.jsonl`` file (``bench.jobs``), so an interrupted benchmark continues.
-A kept run is reused only when its record carries the hash of the same fully resolved config
-(recipe, the recipes it bases on, every default, the overrides; ``config_hash``): after any change
-to a recipe or to a default the runs are trained again, and records without a hash never count.
+The runs recorded in the output JSON already there (the committed table) are kept the same way, so
+that after a change to one recipe only that recipe's runs are trained again; the table says which
+runs were reused and the machine line they were measured under. A kept run is reused only when its
+record carries the hash of the same fully resolved config (recipe, the recipes it bases on, every
+default, the overrides; ``config_hash``): after any change to a recipe or to a default the runs are
+trained again, and records without a hash never count. Delete the output JSON to train every run anew.
 
 A recipe that samples with discriminator rejection sampling (``game.drs``) is scored both ways: its
 metrics as the recipe samples, and ``*_plain`` metrics of the same final generator sampled directly
@@ -106,6 +109,26 @@ def job_key(r: dict) -> tuple:
     return r["dataset"], r["seed"], r.get("config_hash") or object()
 
 
+def previous_runs(out: str | None, jobs: list[dict]) -> dict:
+    """Runs of the output JSON already at ``out`` that match one of ``jobs`` (same data, seed, config hash),
+    by ``job_key``, each marked ``reused`` with the machine line it was measured under; {} without one."""
+    path = Path(out) if out else None
+    if path is None or not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("benchmark") != "toy-frontier":
+        return {}
+    wanted = {job_key(j) for j in jobs}
+    kept = {}
+    for r in old.get("runs", []):
+        if r.get("config_hash") and job_key(r) in wanted:
+            kept[job_key(r)] = {**r, "reused": r.get("reused") or old.get("machine", "an earlier run")}
+    return kept
+
+
 def startup_cpu_seconds() -> float:
     """CPU-seconds of a fresh one-thread interpreter that imports ganforge's components (not in a run's cost)."""
     code = ("import resource, torch; torch.set_num_threads(1); import ganforge.components; "
@@ -120,10 +143,14 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     """Ring and grid recipes, 5 seeds each: modes / HQ / rKL / CPU-s, mean and 95 % CI, beside PacGAN's rows."""
     jobs = _jobs(quick)
     partial = partial_path(out)
+    previous = previous_runs(out, jobs)
     t0 = time.perf_counter()
-    runs = run_jobs(jobs, _one, job_key, partial=partial, workers=workers,
-                    report=lambda r: f"toy-frontier: {r['dataset']:<5} seed {r['seed']}: modes {r['modes']} "
-                                     f"hq {r['hq']} rkl {r['rkl']} ({r['cpu_seconds']:.0f} CPU-s)")
+    trained = run_jobs([j for j in jobs if job_key(j) not in previous], _one, job_key, partial=partial,
+                       workers=workers,
+                       report=lambda r: f"toy-frontier: {r['dataset']:<5} seed {r['seed']}: modes {r['modes']} "
+                                        f"hq {r['hq']} rkl {r['rkl']} ({r['cpu_seconds']:.0f} CPU-s)")
+    by_key = {**previous, **{job_key(r): r for r in trained}}
+    runs = [by_key[job_key(j)] for j in jobs]
     result = summarise(runs, quick=quick, workers=workers, wall=time.perf_counter() - t0)
     if out:
         write(result, out)
@@ -173,6 +200,27 @@ def _met_text(cell: dict, target: dict) -> str:
     return ok if cell["seeds"] >= len(SEEDS) else f"{ok} ({cell['seeds']} seed{'s' if cell['seeds'] != 1 else ''})"
 
 
+def _seeds_text(runs: list[dict]) -> str:
+    """"ring seeds 0, 1; grid seed 4": the runs' data and seeds, in order."""
+    parts = []
+    for ds in dict.fromkeys(r["dataset"] for r in runs):
+        seeds = [str(r["seed"]) for r in runs if r["dataset"] == ds]
+        parts.append(f"{ds} seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}")
+    return "; ".join(parts)
+
+
+def _reuse_text(runs: list[dict]) -> str:
+    """The sentence saying which runs were reused from the earlier table (and under which machine line)."""
+    reused = [r for r in runs if r.get("reused")]
+    if not reused:
+        return ""
+    trained = [r for r in runs if not r.get("reused")]
+    where = "; ".join(dict.fromkeys(r["reused"] for r in reused))
+    return (f" Reused from the earlier table, not trained again (same resolved config hash): "
+            f"{_seeds_text(reused)}, measured under: {where}. Trained in this run (the wall time is theirs): "
+            f"{_seeds_text(trained) if trained else 'none'}.")
+
+
 def write(result: dict[str, Any], out: str) -> None:
     """JSON to ``out`` and a markdown table beside it (.md)."""
     path = Path(out)
@@ -190,7 +238,8 @@ def write(result: dict[str, Any], out: str) -> None:
              "(`ganforge.metrics.modes`). Mean ± half-width of the 95 % Student-t interval over seeds. "
              "CPU-s = user + system CPU time of one run's `api.train` (build, train, final evaluation) at 1 thread; "
              f"a fresh interpreter's imports add {result['startup_cpu_seconds']:.1f} CPU-s once. "
-             f"Wall time of the whole benchmark {result['wall_seconds'] / 60:.1f} min.", "",
+             f"Wall time of the whole benchmark {result['wall_seconds'] / 60:.1f} min."
+             + _reuse_text(result["runs"]), "",
              "| data | model | seeds | modes | HQ % | rKL | CPU-s per run | target | met (means) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
@@ -229,5 +278,5 @@ def write(result: dict[str, Any], out: str) -> None:
         plain = (f"{r['modes_plain']}, {r['hq_plain'] * 100:.1f}, {r['rkl_plain']:.4f}" if r.get("hq_plain")
                  is not None else "- (sampled directly)")
         lines.append(f"| {r['dataset']} | {r['seed']} | {r['modes']} | {hq} | {rkl} | {plain} | "
-                     f"{r['cpu_seconds']:.0f} |")
+                     f"{r['cpu_seconds']:.0f}{' (reused)' if r.get('reused') else ''} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -36,7 +36,7 @@ class SSGAN(Game):
 
     roles = {"g": "generator z -> x", "d": "classifier x -> K logits (with features(x))"}
     groups = {"d": ("d",), "g": ("g",)}
-    ema_roles = ("g",)
+    ema_roles = ("g", "d")  # with train.ema, the EMA of D is the classifier that is evaluated (bench ssgan)
 
     def __init__(self, *, z_dim: int = 100, latent: str = "uniform", unsup_weight: float = 1.0,
                  feature_matching: bool = True) -> None:
@@ -49,7 +49,7 @@ class SSGAN(Game):
 
     @classmethod
     def default_nets(cls) -> dict[str, dict]:
-        # names only: config.py merges these params into whatever net the user names for the role
+        # names only: the parameters a recipe gives are its own (config.net_spec)
         return {"g": {"name": "mlp"}, "d": {"name": "wn-mlp"}}
 
     def build(self, data, nets, objective, penalties) -> None:
@@ -68,6 +68,9 @@ class SSGAN(Game):
         self.n_classes = lab.n_classes
         self.nets["g"] = self._net("g", nets["g"], in_shape=(self.z_dim,), out_shape=data.shape)
         self.nets["d"] = self._net("d", nets["d"], in_shape=data.shape, out_shape=(lab.n_classes,))
+        if callable(getattr(self.nets["d"], "init_from_data", None)):  # wn-mlp's data-dependent init, if asked for
+            # the labelled images, so that the labels-only baseline (bench ssgan) starts from the same D
+            self.nets["d"].init_from_data(lab.to_model(lab.x))
         if self.feature_matching and not hasattr(self.nets["d"], "features"):
             raise ConfigError(f"ssgan feature matching needs a discriminator with features(x) (mlp, conv-encoder, "
                               f"dcgan); nets.d is {nets['d']['name']!r}")

@@ -13,6 +13,14 @@ domain logits, linear in the flattened trunk features. Paper eq. 2-7:
 with the paper's lambda_cls = 1, lambda_rec = 10, objective ``wgan-gp`` and 5
 critic steps per generator step (``train.d_steps: 5``). Target domains are drawn
 uniformly at random per image.
+
+Warm start (not in the paper; off by default), as CycleGAN's: for the first ``warm_start`` steps G also pays
+
+    w(step) * |G(x, c_trg) - x|_1,   w = warm_start_weight * (1 - step / warm_start)
+
+so training starts from doing nothing instead of a random map, and the loss is the paper's once w reaches 0.
+Doing nothing always exists here: every domain of one StarGAN dataset has the same tensor shape (a folder
+set is read with one channel count), so x itself is a valid image of every domain.
 """
 
 from __future__ import annotations
@@ -65,11 +73,17 @@ class StarGAN(Game):
     groups = {"g": ("g",), "d": ("d",)}
     ema_roles = ("g",)
 
-    def __init__(self, *, cls: float = 1.0, rec: float = 10.0) -> None:
+    def __init__(self, *, cls: float = 1.0, rec: float = 10.0, warm_start: int = 0,
+                 warm_start_weight: float = 10.0) -> None:
         super().__init__()
         if cls < 0 or rec < 0:
             raise ConfigError(f"stargan weights cls and rec must be >= 0, got {cls}, {rec}")
+        if warm_start < 0 or warm_start_weight < 0:
+            raise ConfigError(f"warm_start (steps) and warm_start_weight must be >= 0, got {warm_start}, "
+                              f"{warm_start_weight}")
         self.cls_w, self.rec_w = cls, rec
+        self.warm_start, self.warm_start_w = warm_start, warm_start_weight
+        self.step = 0  # set by the trainer before every training step
 
     def build(self, data, nets, objective, penalties) -> None:
         if data.y is None or data.n_classes < 2 or not data.is_image:
@@ -112,7 +126,20 @@ class StarGAN(Game):
         cls = F.cross_entropy(fake_cls, c_trg)
         rec = (g(fake, c_org) - x).abs().mean()
         logs = {"g_adv": float(adv.detach()), "g_cls": float(cls.detach()), "rec": float(rec.detach())}
-        return adv + self.cls_w * cls + self.rec_w * rec, logs
+        loss = adv + self.cls_w * cls + self.rec_w * rec
+        w = self.warm_start_weight()
+        if w > 0:
+            still = (fake - x).abs().mean()
+            loss = loss + w * still
+            logs["warm_start"] = float(still.detach())
+        return loss, logs
+
+    def warm_start_weight(self) -> float:
+        """The weight of the pull towards doing nothing at this step: ``warm_start_weight`` at step 0, linearly
+        down to 0 at step ``warm_start`` and after."""
+        if self.step >= self.warm_start:
+            return 0.0
+        return self.warm_start_w * (1 - self.step / self.warm_start)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, c: torch.Tensor | int, batch_size: int = 256) -> torch.Tensor:

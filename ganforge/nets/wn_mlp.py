@@ -9,6 +9,12 @@ layer before its noise: what feature matching compares.
 
 The noise scale is that of the net's input; ganforge images are in [-1, 1],
 twice the paper's [0, 1] range, so the paper's input noise 0.3 is 0.6 here.
+
+``data_init: true`` asks for weight normalisation's data-dependent initialisation
+(Salimans & Kingma 2016, section 3; the paper's code does it): the game calls
+``init_from_data(x)`` once with a batch of real images before training, and
+each layer's g and b are set so that its pre-activations on that batch have
+mean 0 and std 1 per unit, layer by layer (noise included, as in training).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ class WNMLP(nn.Module):
     """x (N, *in_shape) -> (N, *out_shape); ``features(x)`` -> (N, widths[-1])."""
 
     def __init__(self, *, in_shape, out_shape, n_classes: int = 0, widths: tuple[int, ...] = (1000, 500, 250, 250, 250),
-                 input_noise: float = 0.6, layer_noise: float = 0.5) -> None:
+                 input_noise: float = 0.6, layer_noise: float = 0.5, data_init: bool = False) -> None:
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if n_classes:
@@ -54,6 +60,7 @@ class WNMLP(nn.Module):
             raise ConfigError(f"wn-mlp needs widths >= 1 (at least one), input_noise >= 0, layer_noise >= 0; got "
                               f"{widths}, {input_noise}, {layer_noise}")
         self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), 0
+        self.data_init = bool(data_init)
         self.input_noise = GaussianNoise(input_noise)
         layers: list[nn.Module] = []
         width = numel(in_shape)
@@ -67,6 +74,21 @@ class WNMLP(nn.Module):
         self.feature_dim = width
         self.head = nn.Sequential(GaussianNoise(layer_noise), WNLinear(width, numel(out_shape), math.sqrt(2.0)))
 
+    @torch.no_grad()
+    def init_from_data(self, x: torch.Tensor) -> None:
+        """Data-dependent init (Salimans & Kingma 2016, sec. 3): per unit g = 1 / std(t), b = -mean(t) / std(t),
+        t = v.h / ||v|| the pre-activation on the batch ``x`` (N, *in_shape); a no-op unless ``data_init``."""
+        if not self.data_init:
+            return
+        h = self.input_noise(x.reshape(x.shape[0], -1))
+        for m in [*self.body, *self.head]:
+            if isinstance(m, WNLinear):
+                t = F.linear(h, m.v / m.v.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                std = t.std(0).clamp_min(1e-6)
+                m.g.copy_(1.0 / std)
+                m.b.copy_(-t.mean(0) / std)
+            h = m(h)
+
     def features(self, x: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         """The last hidden layer (after its ReLU, before its noise), (N, widths[-1])."""
         return self.body(self.input_noise(x.reshape(x.shape[0], -1)))
@@ -76,4 +98,4 @@ class WNMLP(nn.Module):
 
 
 NETS.add("wn-mlp", WNMLP, help="Weight-normalised MLP with Gaussian input/layer noise (Salimans et al. 2016's "
-                               "semi-supervised D): widths, input_noise, layer_noise")
+                               "semi-supervised D): widths, input_noise, layer_noise, data_init")
