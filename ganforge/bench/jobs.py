@@ -25,18 +25,24 @@ def finish(partial: Path | None) -> None:
         partial.unlink()
 
 
-def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict], Hashable], *,
-             partial: Path | None, workers: int, report: Callable[[dict], str]) -> list[dict]:
-    """``fn(job)`` for every job not yet in ``partial`` (spawned workers); the records in job order.
-
-    ``fn`` must be a module-level function (it is pickled); ``key`` identifies a job and its record.
-    """
+def read_partial(partial: Path | None, key: Callable[[dict], Hashable]) -> dict[Hashable, dict]:
+    """The records an earlier, interrupted run of a benchmark left in ``partial``, by ``key``."""
     done: dict[Hashable, dict] = {}
     if partial is not None and partial.exists():
         for ln in partial.read_text().splitlines():
             if ln.strip():
                 r = json.loads(ln)
                 done[key(r)] = r
+    return done
+
+
+def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict], Hashable], *,
+             partial: Path | None, workers: int, report: Callable[[dict], str]) -> list[dict]:
+    """``fn(job)`` for every job not yet in ``partial`` (spawned workers); the records in job order.
+
+    ``fn`` must be a module-level function (it is pickled); ``key`` identifies a job and its record.
+    """
+    done = read_partial(partial, key)
     todo = [j for j in jobs if key(j) not in done]
     if todo:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:

@@ -36,7 +36,7 @@ import torch
 
 from ganforge.bench.compare import mean_ci
 from ganforge.bench.cyclegan_bench import RUN_OVERRIDES, train_recipe
-from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, run_jobs, value_text
+from ganforge.bench.jobs import ci_text, finish, machine_line, partial_path, read_partial, run_jobs, value_text
 from ganforge.bench.translation import Judge, psnr, ssim, to_model, write
 from ganforge.registry import BENCHMARKS
 
@@ -157,7 +157,7 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
     n_test = 200 if quick else 1000
     jobs = _jobs(quick, n_test)
     partial = partial_path(out)
-    resumed = _finished(partial) & {_key(j) for j in jobs}
+    resumed = read_partial(partial, _key).keys() & {_key(j) for j in jobs}  # not in this call's wall time
     t0 = time.perf_counter()
     runs = run_jobs(jobs, _one, _key, partial=partial, workers=workers,
                     report=lambda r: f"pix2pix: {r['task']:<6} {r['mode']:<7} seed {r['seed']}: PSNR {r['psnr']:.2f} "
@@ -172,15 +172,6 @@ def run(*, quick: bool = False, out: str | None = None, workers: int = 2) -> dic
 
 def _key(r: dict) -> tuple:
     return (r["task"], r["mode"], r["seed"])
-
-
-def _finished(partial: Path | None) -> set[tuple]:
-    """Keys of the runs an earlier, interrupted bench left in ``partial`` (resumed, so not in this wall time)."""
-    import json
-
-    if partial is None or not partial.exists():
-        return set()
-    return {_key(json.loads(ln)) for ln in partial.read_text().splitlines() if ln.strip()}
 
 
 def write_partial(out: str, workers: int = 2) -> dict[str, Any]:

@@ -181,3 +181,23 @@ class Game(nn.Module):
 def check_latent(latent: str) -> None:
     if latent not in LATENTS:
         raise ConfigError(f"latent must be one of {', '.join(LATENTS)}, got {latent!r}")
+
+
+class WarmStart:
+    """A pull towards doing nothing for a translation game's first steps (CycleGAN, StarGAN; not in their papers):
+    its generators also pay w(step) * |G(x) - x|_1, w = ``warm_start_weight`` at step 0, linearly down to 0 at
+    step ``warm_start`` and after, so training starts from the identity map instead of a random one."""
+
+    step: int
+
+    def set_warm_start(self, steps: int, weight: float) -> None:
+        if steps < 0 or weight < 0:
+            raise ConfigError(f"warm_start (steps) and warm_start_weight must be >= 0, got {steps}, {weight}")
+        self.warm_start, self.warm_start_w = steps, weight
+        self.step = 0  # set by the trainer before every training step
+
+    def warm_start_weight(self) -> float:
+        """w at this step (see the class)."""
+        if self.step >= self.warm_start:
+            return 0.0
+        return self.warm_start_w * (1 - self.step / self.warm_start)

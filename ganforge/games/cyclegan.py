@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.games.base import Game, Phase
+from ganforge.games.base import Game, Phase, WarmStart
 from ganforge.registry import GAMES
 
 
@@ -88,7 +88,7 @@ def as_shape(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 @GAMES.register("cyclegan")
-class CycleGAN(Game):
+class CycleGAN(WarmStart, Game):
     """CycleGAN: unpaired translation A <-> B with cycle and identity losses and image pools."""
 
     roles = {"g_ab": "generator A -> B", "g_ba": "generator B -> A", "d_a": "critic on A", "d_b": "critic on B"}
@@ -102,12 +102,8 @@ class CycleGAN(Game):
             raise ConfigError(f"cycle and identity weights must be >= 0, got {cycle}, {identity}")
         if pool_size < 0:
             raise ConfigError(f"pool_size must be >= 0 (0: no pool), got {pool_size}")
-        if warm_start < 0 or warm_start_weight < 0:
-            raise ConfigError(f"warm_start (steps) and warm_start_weight must be >= 0, got {warm_start}, "
-                              f"{warm_start_weight}")
         self.cycle_w, self.identity_w, self.pool_size = cycle, identity, pool_size
-        self.warm_start, self.warm_start_w = warm_start, warm_start_weight
-        self.step = 0  # set by the trainer before every training step
+        self.set_warm_start(warm_start, warm_start_weight)
 
     def build(self, data, nets, objective, penalties) -> None:
         parts = data.info.get("parts")
@@ -146,13 +142,6 @@ class CycleGAN(Game):
         pen_a, _ = self._penalties("d", n["d_a"], real=a, fake=fake_a)
         logs.update(d_a=float(loss_a.detach()), d_b=float(loss_b.detach()))
         return loss_a + loss_b + pen_a + pen_b, logs
-
-    def warm_start_weight(self) -> float:
-        """The weight of the pull towards doing nothing at this step: ``warm_start_weight`` at step 0, linearly
-        down to 0 at step ``warm_start`` and after."""
-        if self.step >= self.warm_start:
-            return 0.0
-        return self.warm_start_w * (1 - self.step / self.warm_start)
 
     def g_loss(self, batch):
         n = self.nets

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.games.base import Game, Phase
+from ganforge.games.base import Game, Phase, WarmStart
 from ganforge.registry import GAMES
 
 
@@ -66,7 +66,7 @@ class AuxCritic(nn.Module):
 
 
 @GAMES.register("stargan")
-class StarGAN(Game):
+class StarGAN(WarmStart, Game):
     """StarGAN: G(x, target domain), D with adversarial and domain-classification heads, reconstruction loss."""
 
     roles = {"g": "generator (x, target domain) -> x'", "d": "critic with auxiliary domain classifier"}
@@ -78,12 +78,8 @@ class StarGAN(Game):
         super().__init__()
         if cls < 0 or rec < 0:
             raise ConfigError(f"stargan weights cls and rec must be >= 0, got {cls}, {rec}")
-        if warm_start < 0 or warm_start_weight < 0:
-            raise ConfigError(f"warm_start (steps) and warm_start_weight must be >= 0, got {warm_start}, "
-                              f"{warm_start_weight}")
         self.cls_w, self.rec_w = cls, rec
-        self.warm_start, self.warm_start_w = warm_start, warm_start_weight
-        self.step = 0  # set by the trainer before every training step
+        self.set_warm_start(warm_start, warm_start_weight)
 
     def build(self, data, nets, objective, penalties) -> None:
         if data.y is None or data.n_classes < 2 or not data.is_image:
@@ -133,13 +129,6 @@ class StarGAN(Game):
             loss = loss + w * still
             logs["warm_start"] = float(still.detach())
         return loss, logs
-
-    def warm_start_weight(self) -> float:
-        """The weight of the pull towards doing nothing at this step: ``warm_start_weight`` at step 0, linearly
-        down to 0 at step ``warm_start`` and after."""
-        if self.step >= self.warm_start:
-            return 0.0
-        return self.warm_start_w * (1 - self.step / self.warm_start)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, c: torch.Tensor | int, batch_size: int = 256) -> torch.Tensor:
