@@ -73,11 +73,14 @@ def train(config: str | Path | dict | Config | None = None, *, overrides: list[s
     return RunResult(trainer.run_dir, trainer.step, metrics, time.time() - t0)
 
 
-def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True, rejection: bool = True):
+def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True, rejection: bool | float = True):
     """Rebuild a trained game from a run directory or a checkpoint file, weights loaded, eval mode.
 
-    rejection=False: a run trained with discriminator rejection sampling (game.drs) samples its generator
-    directly instead (an error for a run without it: there is nothing to turn off).
+    rejection: True samples as the run was configured. False: a run trained with discriminator rejection
+    sampling (game.drs) samples its generator directly instead (an error for a run without it: there is
+    nothing to turn off). A number q in [0, 1): sample through rejection sampling with gamma at quantile q of
+    F (``game.drs_quantile``), also for an unconditional ``gan`` run trained without it (the critic it trained
+    is all rejection sampling needs).
     """
     from ganforge.config import resolve
     from ganforge.training import checkpoint as ckpt
@@ -95,7 +98,9 @@ def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True, re
         for r, m in ema.shadow.items():
             game.nets[r] = m
     game.eval()
-    if not rejection:
+    if rejection is not True and rejection is not False:
+        _rejection_on(game, cfg, rejection)
+    elif not rejection:
         if not getattr(game, "drs", False):
             raise ConfigError(f"{path} does not sample through rejection (its game has no game.drs: true): "
                               "leave out --no-rejection")
@@ -103,12 +108,30 @@ def load_game(path: str | Path, *, device: str = "cpu", use_ema: bool = True, re
     return game, cfg, int(state["step"])
 
 
+def _rejection_on(game, cfg: Config, quantile: float) -> None:
+    """Turn on discriminator rejection sampling at ``quantile`` for a loaded G-vs-D game."""
+    import math
+
+    name = cfg.data.get("game", {}).get("name", "?")
+    if not hasattr(game, "drs_quantile"):
+        raise ConfigError(f"--rejection samples through a G-vs-D game's critic (game gan); this run's game is "
+                          f"{name!r}. Leave --rejection out")
+    if getattr(game, "conditional", False):
+        raise ConfigError("--rejection needs an unconditional gan run: rejecting samples would change the "
+                          "labels asked for. Leave --rejection out")
+    if not (math.isfinite(quantile) and 0 <= quantile < 1):
+        raise ConfigError(f"--rejection Q is the quantile of F that sets gamma, in [0, 1) (e.g. 0.95), got "
+                          f"{quantile}")
+    game.drs, game.drs_quantile = True, float(quantile)
+
+
 def sample(path: str | Path, n: int = 1000, *, seed: int = 0, device: str = "cpu",
-           truncation: float = 1.0, rejection: bool = True) -> torch.Tensor:
+           truncation: float = 1.0, rejection: bool | float = True) -> torch.Tensor:
     """n samples from a trained run; the same seed and checkpoint give the same samples.
 
     truncation: psi of the truncation trick, for generators that support it (see ``set_truncation``);
-    rejection=False: draw G directly in a run that samples through rejection (see ``load_game``).
+    rejection=False: draw G directly in a run that samples through rejection; a number q: rejection sampling
+    at quantile q (see ``load_game``).
     """
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
@@ -155,7 +178,7 @@ def save_samples(x: torch.Tensor, out: str | Path) -> Path:
 def sample_grid(path: str | Path, out: str | Path, *, n: int = 64, seed: int = 0, interpolate: int | None = None,
                 spherical: bool = False, class_sweep: bool = False, arithmetic: str | None = None,
                 device: str = "cpu", truncation: float = 1.0, style_mix: int | None = None,
-                rejection: bool = True) -> Path:
+                rejection: bool | float = True) -> Path:
     """A PNG grid from a trained image model: n samples, interpolations, a class sweep or latent arithmetic.
 
     interpolate: STEPS per row between pairs of seeded latents (``spherical`` for slerp); class_sweep:

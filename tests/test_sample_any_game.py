@@ -103,3 +103,47 @@ def test_plain_grid_of_a_rejection_sampling_run_shows_the_kept_samples(tmp_path)
     with pytest.raises(ConfigError, match="does not sample through rejection"):
         api.sample(api.train({**raw, "game": {"name": "gan", "z_dim": 8}}, out=tmp_path / "plain",
                              quiet=True).run_dir, 6, rejection=False)
+
+
+def test_rejection_quantile_turns_on_rejection_sampling_for_a_run_trained_without_it(tmp_path, capsys) -> None:
+    from ganforge import api
+    from ganforge.api import load_game
+    from ganforge.cli import main
+
+    raw = {"name": "tiny-plain", "data": {"name": "digits", "resolution": 16, "limit": 200},
+           "game": {"name": "gan", "z_dim": 8, "drs_burn_in": 64, "drs_calibration": 64},
+           "nets": {"g": {"name": "dcgan", "base": 8}, "d": {"name": "dcgan", "base": 8}},
+           "train": {"steps": 3, "batch_size": 32, "threads": 1, "device": "cpu", "tensorboard": False},
+           "eval": {"every": 0, "n": 64, "samples": False, "metrics": []}, "checkpoint": {"every": 0}}
+    run = api.train(raw, out=tmp_path / "r", quiet=True).run_dir
+    game, _, _ = load_game(run)
+    assert not game.drs
+    game.drs, game.drs_quantile = True, 0.8
+    want = game.sample(40, generator=torch.Generator().manual_seed(2))
+    got = api.sample(run, 40, seed=2, rejection=0.8)
+    torch.testing.assert_close(got, want)
+    # what it keeps is what the critic rates higher than the generator's direct draws
+    direct = api.sample(run, 400, seed=3)
+    kept = api.sample(run, 400, seed=3, rejection=0.8)
+    d = game.nets["d"].eval()
+    with torch.no_grad():
+        assert d(kept).mean() > d(direct).mean()
+    with pytest.raises(ConfigError, match=r"in \[0, 1\)"):
+        api.sample(run, 4, rejection=1.0)
+    # the CLI: --rejection and --no-rejection exclude each other; the eval record names the quantile
+    with pytest.raises(SystemExit):
+        main(["sample", str(run), "--out", str(tmp_path / "s.npy"), "--rejection", "0.5", "--no-rejection"])
+    assert main(["eval", str(run), "--rejection", "0.5", "--metrics", "fid", "--n", "50", "--extractor", "pixels",
+                 "--out", str(tmp_path / "e.json")]) == 0
+    import json
+
+    src = json.loads((tmp_path / "e.json").read_text())["source"]
+    assert src["rejection"] is True and src["rejection_quantile"] == 0.5
+    capsys.readouterr()
+
+
+def test_rejection_quantile_needs_an_unconditional_gan_game(runs) -> None:
+    from ganforge import api
+
+    with pytest.raises(ConfigError, match="G-vs-D game"):
+        api.sample(runs["pix2pix"], 2, rejection=0.9)

@@ -45,10 +45,42 @@ def test_input_noise_has_the_configured_std() -> None:
     torch.testing.assert_close(net.input_noise(x).std(), torch.tensor(0.6), atol=0.01, rtol=0)
 
 
-@pytest.mark.parametrize("params", [{"widths": []}, {"widths": [0]}, {"input_noise": -1.0}, {"layer_noise": -0.1}])
+@pytest.mark.parametrize("params", [{"widths": []}, {"widths": [0]}, {"input_noise": -1.0}, {"layer_noise": -0.1},
+                                    {"input_dropout": 1.0}, {"layer_dropout": -0.1}, {"feature_layer": 5},
+                                    {"feature_layer": -6}])
 def test_bad_params_are_config_errors(params) -> None:
     with pytest.raises(ConfigError):
         build_net("wn-mlp", in_shape=(4,), out_shape=(2,), **params)
+
+
+def test_dropout_zeroes_a_fraction_p_in_training_only_and_keeps_the_module_keys() -> None:
+    torch.manual_seed(0)
+    kw = {"in_shape": (4,), "out_shape": (2,), "widths": [3, 3], "input_noise": 0.0, "layer_noise": 0.0}
+    net = build_net("wn-mlp", input_dropout=0.2, layer_dropout=0.5, **kw)
+    x = torch.ones(20000, 4)
+    net.train()
+    h = net.input_noise(x)
+    assert (h == 0).float().mean().item() == pytest.approx(0.2, abs=0.01)
+    torch.testing.assert_close(h[h != 0], torch.full_like(h[h != 0], 1 / 0.8))  # inverted dropout: same mean
+    net.eval()
+    assert torch.equal(net.input_noise(x), x) and torch.equal(net(x[:3]), net(x[:3]))
+    # a net without dropout has the same parameter names (earlier checkpoints load into either)
+    assert list(build_net("wn-mlp", **kw).state_dict()) == list(net.state_dict())
+
+
+def test_feature_layer_picks_the_hidden_layer_feature_matching_compares() -> None:
+    torch.manual_seed(0)
+    kw = {"in_shape": (4,), "out_shape": (2,), "widths": [5, 3, 6], "input_noise": 0.0, "layer_noise": 0.0}
+    x = torch.randn(7, 4)
+    first = build_net("wn-mlp", feature_layer=0, **kw)
+    lin0 = first.body[0]
+    torch.testing.assert_close(first.features(x), torch.relu(x @ lin0.weight().T + lin0.b))  # first hidden layer
+    assert first.feature_dim == 5 and first(x).shape == (7, 2)
+    last = build_net("wn-mlp", **kw)
+    assert last.feature_dim == 6 and build_net("wn-mlp", feature_layer=1, **kw).features(x).shape == (7, 3)
+    last.load_state_dict(first.state_dict())  # the same net; only what features() returns differs
+    torch.testing.assert_close(last(x), first(x))
+    torch.testing.assert_close(last(x), last.head(last.features(x)))
 
 
 def _pre_activations(net, x: torch.Tensor) -> list[torch.Tensor]:
@@ -98,3 +130,48 @@ def test_data_init_is_off_by_default_and_the_ssgan_game_applies_it() -> None:
     first = _pre_activations(game.nets["d"], lab.x)[0]  # the game initialised D on the labelled images
     torch.testing.assert_close(first.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
     torch.testing.assert_close(first.std(0), torch.ones(8), atol=1e-4, rtol=0)
+
+
+def _tiny_ssgan(**params):
+    from ganforge import objectives
+    from ganforge.data.base import Dataset
+    from ganforge.games.ssgan import SSGAN
+
+    torch.manual_seed(0)
+    lab = Dataset(name="lab", x=torch.randn(12, 4), y=torch.arange(12) % 3, n_classes=3)
+    unl = Dataset(name="unl", x=torch.randn(20, 4))
+    data = Dataset(name="semi", x=unl.x, info={"parts": {"labelled": lab, "unlabelled": unl}})
+    game = SSGAN(z_dim=2, **params)
+    game.build(data, {"g": {"name": "mlp", "hidden": 8, "depth": 1},
+                      "d": {"name": "wn-mlp", "widths": [8, 6], "input_noise": 0.0, "layer_noise": 0.0}},
+               objectives.get("ns"), [])
+    z = torch.rand(20, 2) * 2 - 1
+    game.noise = lambda n, dim, **_: z[:n]  # the same fakes for the game and the formula below
+    return game, lab, unl, z
+
+
+def test_fm_distance_l1_is_the_mean_absolute_feature_gap() -> None:
+    game, _, unl, z = _tiny_ssgan(fm_distance="l1")
+    loss, _ = game.g_loss({"unlabelled": {"x": unl.x}})
+    d = game.nets["d"]
+    gap = d.features(unl.x).mean(0) - d.features(game.nets["g"](z)).mean(0)
+    torch.testing.assert_close(loss, gap.abs().mean())  # Salimans et al.'s MNIST code: mean |m_real - m_fake|
+    assert not torch.allclose(loss, gap.pow(2).mean())  # not the squared (l2, default) distance
+    with pytest.raises(ConfigError):
+        _tiny_ssgan(fm_distance="l3")
+
+
+def test_labelled_batch_uses_the_first_labelled_images_and_every_unlabelled_one() -> None:
+    import torch.nn.functional as F
+
+    game, lab, unl, z = _tiny_ssgan(labelled_batch=5)
+    loss, logs = game.d_loss({"labelled": {"x": lab.x, "y": lab.y}, "unlabelled": {"x": unl.x}})
+    d = game.nets["d"]
+    with torch.no_grad():
+        fake = game.nets["g"](z)  # as many fakes as unlabelled images (20), not labelled ones
+    sup = F.cross_entropy(d(lab.x[:5]), lab.y[:5])
+    unsup = F.softplus(-torch.logsumexp(d(unl.x), 1)).mean() + F.softplus(torch.logsumexp(d(fake), 1)).mean()
+    torch.testing.assert_close(loss, sup + unsup)
+    assert logs["lab_acc"] * 5 == pytest.approx(round(logs["lab_acc"] * 5))  # an accuracy over 5 images
+    with pytest.raises(ConfigError):
+        _tiny_ssgan(labelled_batch=-1)

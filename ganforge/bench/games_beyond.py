@@ -192,7 +192,7 @@ def _supervised_only(cfg, steps: int, seed: int, test) -> dict:
     sched = build_schedulers({"d": opt}, cfg.train).get("d")
     ema = EMA(game.nets, ("d",), cfg.train.ema) if cfg.train.ema else None
     lab = data.info["parts"]["labelled"]
-    d, bs = game.nets["d"], cfg.train.batch_size
+    d, bs = game.nets["d"], game.labelled_batch or cfg.train.batch_size  # SSGAN's labelled images per step
     g = torch.Generator().manual_seed(seed)
     d.train()
     for _ in range(steps):

@@ -67,3 +67,20 @@ def check_writable(path: str | Path, what: str, *, folder: bool = False) -> Path
     if not os.access(anc, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write the {what} {p}: the folder {anc} is not writable")
     return p
+
+
+def add_rejection_args(p) -> None:
+    """``--no-rejection`` / ``--rejection Q`` of ``sample`` and ``eval`` (discriminator rejection sampling)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--no-rejection", action="store_true",
+                   help="a run trained with discriminator rejection sampling (game.drs): draw its generator "
+                        "directly")
+    g.add_argument("--rejection", type=float, metavar="Q",
+                   help="sample through discriminator rejection sampling (Azadi et al. 2019) with gamma at "
+                        "quantile Q of F (e.g. 0.95; higher keeps fewer, better-rated samples), also for an "
+                        "unconditional gan run trained without it (game.drs)")
+
+
+def rejection_arg(args) -> bool | float:
+    """What ``api.load_game`` takes as ``rejection``: True (as trained), False, or a quantile."""
+    return args.rejection if args.rejection is not None else not args.no_rejection

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ganforge.commands import add_rejection_args, rejection_arg
 from ganforge.errors import ConfigError
 
 DEFAULT_METRICS = "fid,kid,pr,dc,is"
@@ -49,9 +50,7 @@ def register(sub) -> None:
                    help="resolution of a named reference (default: the samples' own, so both sides go "
                         "through the same conversion)")
     p.add_argument("--no-ema", action="store_true", help="use a run's raw generator, not its EMA copy")
-    p.add_argument("--no-rejection", action="store_true",
-                   help="a run trained with discriminator rejection sampling (game.drs): score its generator "
-                        "sampled directly")
+    add_rejection_args(p)
     p.add_argument("--batch-size", type=int, default=500, help="images per forward pass of the extractor (default 500)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--no-cache", action="store_true",
@@ -104,7 +103,7 @@ def is_run(path: Path) -> bool:
         (path.is_file() and path.suffix == ".pt")
 
 
-def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str, rejection: bool = True):
+def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str, rejection: bool | float = True):
     """(images, source record, default reference) from a run's latest checkpoint."""
     import torch
 
@@ -126,6 +125,8 @@ def _from_run(path: Path, n: int, seed: int, use_ema: bool, device: str, rejecti
     source = {"kind": "run", "path": str(path), "checkpoint": checkpoint, "step": step,
               "generator": "ema" if ema else "raw",
               "rejection": bool(getattr(game, "drs", False)), "sample_seed": seed, "data": dict(cfg["data"])}
+    if source["rejection"]:
+        source["rejection_quantile"] = game.drs_quantile
     # The reference the trainer's own evaluations use: the data's test split at its resolution, or the data.
     return x, source, reference_for(game.eval_reference())
 
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
     default = None
     if is_run(src):
         fake, source, default = _from_run(src, args.n, args.seed, not args.no_ema, device,
-                                           not args.no_rejection)
+                                           rejection_arg(args))
         lo, hi = -1.0, 1.0  # generators emit the model range; values beyond it are clamped (recorded)
     else:
         fake = load_images(src)[: args.n]
@@ -257,7 +258,7 @@ def _write_record(path: Path, record: dict[str, Any], run_dir: Path | None) -> N
 def format_table(record: dict[str, Any]) -> str:
     """The scores as a two-column text table under a one-line protocol summary."""
     s, p, src = record["scores"], record["protocol"], record["source"]
-    kept = ", rejection-sampled" if src.get("rejection") else ""
+    kept = f", rejection-sampled at quantile {src.get('rejection_quantile', '?')}" if src.get("rejection") else ""
     what = src["path"] + (f" (step {src['step']}, {src['generator']} generator{kept})" if src["kind"] == "run" else "")
     ex = p["extractor"]
     sha = (ex.get("weights_sha256") or "")[:12] or "none"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.commands import check_writable
+from ganforge.commands import add_rejection_args, check_writable, rejection_arg
 from ganforge.errors import ConfigError
 
 
@@ -28,9 +28,7 @@ def register(sub) -> None:
                    help="with --grid (net stylegan): a style-mixing figure; each cell takes its row's styles "
                         "before style input LAYER and its column's from it on (small LAYER: only coarse styles "
                         "from the row)")
-    s.add_argument("--no-rejection", action="store_true",
-                   help="a run trained with discriminator rejection sampling (game.drs): draw its generator "
-                        "directly")
+    add_rejection_args(s)
     s.set_defaults(run=run)
 
 
@@ -54,11 +52,11 @@ def run(args) -> int:
             path = api.sample_grid(args.run_dir, out, n=args.n or 64, seed=args.seed, interpolate=args.interpolate,
                                    spherical=args.slerp, class_sweep=args.class_sweep, arithmetic=args.arithmetic,
                                    truncation=args.truncation, style_mix=args.style_mix,
-                                   rejection=not args.no_rejection)
+                                   rejection=rejection_arg(args))
             print(f"wrote {path}")
             return 0
         x = api.sample(args.run_dir, args.n or 1000, seed=args.seed, truncation=args.truncation,
-                       rejection=not args.no_rejection)
+                       rejection=rejection_arg(args))
         print(f"wrote {len(x)} samples to {api.save_samples(x, out)}")
     except OSError as e:
         target = Path(e.filename) if e.filename else None

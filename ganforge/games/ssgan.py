@@ -12,8 +12,11 @@ D minimises L_sup + w * L_unsup with
     L_unsup = -log D(x_unl) - log(1 - D(G(z)))
             = softplus(-lse(l(x_unl))) + softplus(lse(l(G(z)))).
 G minimises feature matching (section 3.1): || E f(x_unl) - E f(G(z)) ||^2 on
-D's last hidden layer ``d.features``; with ``feature_matching: false`` the
-non-saturating loss softplus(-lse(l(G(z)))) instead.
+D's last hidden layer ``d.features`` (averaged over features; ``fm_distance:
+l1`` takes the mean absolute gap instead, as the paper's MNIST code does); with
+``feature_matching: false`` the non-saturating loss softplus(-lse(l(G(z)))).
+``labelled_batch`` (0: the whole labelled batch) caps the labelled images per D
+step, so that train.batch_size can raise the unlabelled and fake batch alone.
 
 Data: parts ``labelled`` and ``unlabelled`` (dataset ``semi``). The classifier
 is D itself: ``classify(x)`` = argmax_k l_k(x).
@@ -39,13 +42,21 @@ class SSGAN(Game):
     ema_roles = ("g", "d")  # with train.ema, the EMA of D is the classifier that is evaluated (bench ssgan)
 
     def __init__(self, *, z_dim: int = 100, latent: str = "uniform", unsup_weight: float = 1.0,
-                 feature_matching: bool = True) -> None:
+                 feature_matching: bool = True, fm_distance: str = "l2", labelled_batch: int = 0) -> None:
         super().__init__()
-        if z_dim < 1 or unsup_weight < 0:
-            raise ConfigError(f"ssgan needs z_dim >= 1 and unsup_weight >= 0, got {z_dim}, {unsup_weight}")
+        if z_dim < 1 or unsup_weight < 0 or labelled_batch < 0:
+            raise ConfigError(f"ssgan needs z_dim >= 1, unsup_weight >= 0 and labelled_batch >= 0, got {z_dim}, "
+                              f"{unsup_weight}, {labelled_batch}")
+        if fm_distance not in ("l2", "l1"):
+            raise ConfigError(f"ssgan fm_distance must be l2 (the paper's eq.) or l1 (its MNIST code), got "
+                              f"{fm_distance!r}")
+        self.fm_distance = fm_distance
         check_latent(latent)
         self.z_dim, self.latent = z_dim, latent
         self.unsup_weight, self.feature_matching = unsup_weight, feature_matching
+        # labelled images per D step (the first ones of the labelled batch); 0: all of it (train.batch_size, the
+        # unlabelled and fake batch size), so a larger train.batch_size with labelled_batch fixed adds unlabelled data
+        self.labelled_batch = labelled_batch
 
     @classmethod
     def default_nets(cls) -> dict[str, dict]:
@@ -89,6 +100,8 @@ class SSGAN(Game):
     def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         d = self.nets["d"]
         xl, yl, xu = batch["labelled"]["x"], batch["labelled"]["y"], batch["unlabelled"]["x"]
+        if self.labelled_batch:
+            xl, yl = xl[:self.labelled_batch], yl[:self.labelled_batch]
         with torch.no_grad():
             fake = self._fake(xu.shape[0])
         out_l = d(xl)
@@ -106,7 +119,8 @@ class SSGAN(Game):
         if self.feature_matching:
             with torch.no_grad():
                 real_f = d.features(xu).mean(0)
-            loss = (real_f - d.features(fake).mean(0)).pow(2).mean()
+            diff = real_f - d.features(fake).mean(0)
+            loss = diff.abs().mean() if self.fm_distance == "l1" else diff.pow(2).mean()
         else:
             loss = F.softplus(-torch.logsumexp(d(fake), 1)).mean()
         return loss, {"g_loss": float(loss.detach())}
