@@ -142,8 +142,16 @@ def test_rejection_quantile_turns_on_rejection_sampling_for_a_run_trained_withou
     capsys.readouterr()
 
 
-def test_rejection_quantile_needs_an_unconditional_gan_game(runs) -> None:
+def test_rejection_quantile_needs_an_unconditional_gan_game(runs, tmp_path) -> None:
     from ganforge import api
 
     with pytest.raises(ConfigError, match="G-vs-D game"):
         api.sample(runs["pix2pix"], 2, rejection=0.9)
+    raw = {"name": "tiny-cond", "data": {"name": "digits", "resolution": 16, "limit": 200},
+           "game": {"name": "gan", "z_dim": 8, "conditional": True},
+           "nets": {"g": {"name": "dcgan", "base": 8}, "d": {"name": "dcgan", "base": 8}},
+           "train": {"steps": 1, "batch_size": 32, "threads": 1, "device": "cpu", "tensorboard": False},
+           "eval": {"every": 0, "n": 64, "samples": False, "metrics": []}, "checkpoint": {"every": 0}}
+    run = api.train(raw, out=tmp_path / "cond", quiet=True).run_dir
+    with pytest.raises(ConfigError, match="needs an unconditional gan run"):
+        api.sample(run, 2, rejection=0.9)

@@ -49,7 +49,7 @@ def test_input_noise_has_the_configured_std() -> None:
                                     {"input_dropout": 1.0}, {"layer_dropout": -0.1}, {"feature_layer": 5},
                                     {"feature_layer": -6}])
 def test_bad_params_are_config_errors(params) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"wn-mlp (needs|feature_layer must index)"):
         build_net("wn-mlp", in_shape=(4,), out_shape=(2,), **params)
 
 
@@ -157,7 +157,7 @@ def test_fm_distance_l1_is_the_mean_absolute_feature_gap() -> None:
     gap = d.features(unl.x).mean(0) - d.features(game.nets["g"](z)).mean(0)
     torch.testing.assert_close(loss, gap.abs().mean())  # Salimans et al.'s MNIST code: mean |m_real - m_fake|
     assert not torch.allclose(loss, gap.pow(2).mean())  # not the squared (l2, default) distance
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="fm_distance must be l2 .* or l1"):
         _tiny_ssgan(fm_distance="l3")
 
 
@@ -173,5 +173,5 @@ def test_labelled_batch_uses_the_first_labelled_images_and_every_unlabelled_one(
     unsup = F.softplus(-torch.logsumexp(d(unl.x), 1)).mean() + F.softplus(torch.logsumexp(d(fake), 1)).mean()
     torch.testing.assert_close(loss, sup + unsup)
     assert logs["lab_acc"] * 5 == pytest.approx(round(logs["lab_acc"] * 5))  # an accuracy over 5 images
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="labelled_batch >= 0"):
         _tiny_ssgan(labelled_batch=-1)
