@@ -150,3 +150,29 @@ def test_one_gan_step_moves_only_its_phase(tmp_path) -> None:
     game.nets["g"].requires_grad_(True)
     loss, _ = g_phase.loss(batch)
     assert torch.isfinite(loss)
+
+
+def test_minibatch_stddev_channel() -> None:
+    """mbstd_group: the last feature map gets one more channel, the mean std over each group of samples
+    (Karras et al. 2018), so in eval mode a sample's score depends on its group-mates and only on them."""
+    torch.manual_seed(0)
+    d = build_net("dcgan", in_shape=(1, 28, 28), out_shape=(1,), base=8, mbstd_group=2).eval()
+    plain = build_net("dcgan", in_shape=(1, 28, 28), out_shape=(1,), base=8).eval()
+    assert d.n_features == plain.n_features + 7 * 7  # 16 channels + 1 at 7x7
+    x = torch.randn(4, 1, 28, 28)  # groups (strided): samples {0, 2} and {1, 3}
+    h = d.features(x).reshape(4, 17, 7, 7)
+    body = d.body(x)
+    for members in ([0, 2], [1, 3]):
+        std = body[members].std(dim=0, unbiased=False).mean()
+        torch.testing.assert_close(h[members, 16], torch.full((2, 7, 7), float(std)), rtol=1e-4, atol=1e-5)
+    x2 = x.clone()
+    x2[2] = torch.randn(1, 28, 28)  # change a group-mate of sample 0, not of samples 1 and 3
+    out, out2 = d(x), d(x2)
+    assert not torch.allclose(out[0], out2[0])
+    torch.testing.assert_close(out[[1, 3]], out2[[1, 3]])
+    torch.testing.assert_close(plain(x)[[0, 1, 3]], plain(x2)[[0, 1, 3]])  # without it: per sample
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ConfigError, match="mbstd_group must be an integer >= 0"):
+            build_net("dcgan", in_shape=(1, 28, 28), out_shape=(1,), mbstd_group=bad)
+    with pytest.raises(ConfigError, match="discriminator option.*nets.d"):
+        build_net("dcgan", in_shape=(16,), out_shape=(1, 28, 28), mbstd_group=4)

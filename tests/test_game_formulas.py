@@ -174,6 +174,50 @@ def test_ssgan_generator_loss(feature_matching: bool) -> None:
     assert_close(loss, expected)
 
 
+
+def test_ssgan_conditional_entropy_closed_form() -> None:
+    # p = (1, 2, 3) / 6 and the uniform p = 1/3: H = -sum p log p, by hand
+    out = torch.tensor([[0.0, math.log(2.0), math.log(3.0)], [5.0, 5.0, 5.0]])
+    h1 = -sum(p * math.log(p) for p in (1 / 6, 2 / 6, 3 / 6))
+    assert_close(SSGAN.conditional_entropy(out), torch.tensor((h1 + math.log(3.0)) / 2))
+
+
+def test_ssgan_entropy_and_manifold_terms_in_the_d_loss() -> None:
+    game = _ssgan(unsup_weight=0.7)
+    lab, unl = game.data.info["parts"]["labelled"], game.data.info["parts"]["unlabelled"]
+    batch = {"labelled": {"x": lab.x, "y": lab.y}, "unlabelled": {"x": unl.x}}
+    base, _ = _phases(game)["d"].loss(batch)
+    game.entropy_weight, game.manifold_weight, game.manifold_eps, game.manifold_eta = 0.3, 0.2, 1.5, 0.1
+    torch.manual_seed(5)
+    loss, logs = _phases(game)["d"].loss(batch)
+    d, g, z = game.nets["d"], game.nets["g"], game.noise(8, 3)
+    # Dai et al. 2017: H(p(y|x)) on the unlabelled batch, p the softmax of the K real-class logits
+    p = torch.softmax(d(unl.x), 1)
+    ent = -(p * torch.log(p)).sum(1).mean()
+    # Lecouat et al. 2018: a step of 1.5 in image space along r = G(z + 0.1 d/|d|) - G(z) (the same draw of d);
+    # sum over K of |logit change|, averaged over z
+    torch.manual_seed(5)
+    step = torch.randn(8, 3)
+    r = g(z + 0.1 * step / step.norm(dim=1, keepdim=True)) - g(z)
+    moved = g(z) + 1.5 * r / r.norm(dim=1, keepdim=True)
+    man = (d(g(z)) - d(moved)).abs().sum(1).mean()
+    assert_close(torch.tensor(logs["entropy"]), ent.detach())
+    assert_close(torch.tensor(logs["manifold"]), man.detach())
+    assert_close(loss, base + 0.3 * ent + 0.2 * man)
+
+
+def test_ssgan_manifold_term_is_zero_for_a_constant_d() -> None:
+    game = _ssgan()
+
+    class Constant(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[1.0, -2.0, 0.5]]).expand(len(x), 3) + 0 * x.sum(1, keepdim=True)
+
+    game.nets["d"] = Constant()
+    z = torch.rand(8, 3) * 2 - 1
+    assert game.manifold_penalty(z).item() == 0.0
+    assert game.nets["d"].training  # restored after the eval-mode evaluation
+
 # -- bigan --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rec_weight", [0.0, 0.5])
 def test_bigan_labels_for_d_and_inverted_for_g_and_e(rec_weight: float) -> None:

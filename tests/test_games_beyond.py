@@ -169,6 +169,8 @@ def test_adaptation_and_semi_data():
 @pytest.mark.parametrize("section, message", [
     ({"game": {"name": "dann"}, "data": {"name": "fmnist", "limit": 64}}, "needs data with parts source and target"),
     ({"game": {"name": "ssgan"}, "data": {"name": "fmnist", "limit": 64}}, "needs data with parts labelled"),
+    ({"game": {"name": "ssgan", "entropy_weight": -1.0}}, "entropy_weight >= 0"),
+    ({"game": {"name": "ssgan", "manifold_weight": 1.0, "manifold_eps": 0.0}}, "manifold_eps > 0"),
     ({"game": {"name": "cgan"}, "data": {"name": "ring"}}, "needs labelled data"),
     ({"data": {"name": "semi", "labels_per_class": 0}}, "labels_per_class must be >= 1"),
     ({"data": {"name": "fmnist-m", "split": "val"}}, "split must be one of"),

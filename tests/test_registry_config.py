@@ -186,3 +186,16 @@ def test_component_parameter_validation_happens_at_resolve_time():
         load_config(None, ["--objective.name=alpha", "--objective.alpha=x"], base=TINY)
     with pytest.raises(ConfigError, match=r"unknown key data.radius for dataset 'grid'.*Valid keys: name, side"):
         load_config(None, ["--data.name=grid", "--data.radius=2"], base=TINY)
+
+
+def test_child_recipes_drop_the_base_penalty_with_null() -> None:
+    """configs/fmnist/dcgan.yaml adds lazy R1 and channels_last (issue 14); the recipes built on it keep their
+    measured settings by `penalties: null` (a mapping would merge into the base's) and `channels_last: false`."""
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "configs"
+    base = load_config(root / "fmnist" / "dcgan.yaml")
+    assert base.data["penalties"] == {"r1-lazy": {"weight": 0.1, "every": 16}} and base.train.channels_last
+    for child in ("fmnist/cdcgan.yaml", "fmnist32/dcgan.yaml", "fmnist32/resnet-sn.yaml"):
+        cfg = load_config(root / child)
+        assert cfg.data["penalties"] == {} and not cfg.train.channels_last, child

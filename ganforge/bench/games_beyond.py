@@ -163,14 +163,21 @@ SSGAN_SEEDS = (0, 1, 2)
 SSGAN_GAIN_GOAL = 0.03  # issue 13: SSGAN >= labels only + 0.03 test accuracy, 95 % CIs disjoint
 SSGAN_WORKERS = 2  # runs side by side, one thread each: a 2-core machine
 SSGAN_ROWS = ("ssgan", "labels_only")
+# with game.entropy_weight > 0 in the recipe, a third row: the labels-only classifier plus the same entropy
+# minimisation on the same unlabelled images, no generator (what the GAN adds beyond entropy minimisation)
+SSGAN_ENTROPY_ROW = "labels_entropy"
 # The labels-only row's own best length (1 seed, EMA of D, lr decay over the second half): it fits its 1,000
 # labels (labelled-set accuracy 1.0) by ~1,500 steps and then slowly loses test accuracy (0.809 at 2,000 steps,
 # 0.807 at 6,000), so it trains 2,000 steps rather than the SSGAN recipe's train.steps.
 SSGAN_LABELS_ONLY_STEPS = 2000
 
 
-def _supervised_only(cfg, steps: int, seed: int, test) -> dict:
+def _supervised_only(cfg, steps: int, seed: int, test, *, entropy_weight: float = 0.0) -> dict:
     """The SSGAN discriminator's net, trained by cross-entropy on the labelled part alone.
+
+    With ``entropy_weight`` > 0, each update also draws an unlabelled batch (train.batch_size images, as SSGAN's)
+    and adds entropy_weight * its mean conditional entropy (SSGAN.conditional_entropy): entropy minimisation on
+    the same unlabelled images, no generator.
 
     Same net (noise and initialisation included), initialisation seed, optimizer, batch size, number of
     updates, lr schedule (``train.lr_decay_*``) and EMA of D's weights (``train.ema``, evaluated in its
@@ -191,7 +198,7 @@ def _supervised_only(cfg, steps: int, seed: int, test) -> dict:
     opt = build_optimizers(cfg, game)["d"]
     sched = build_schedulers({"d": opt}, cfg.train).get("d")
     ema = EMA(game.nets, ("d",), cfg.train.ema) if cfg.train.ema else None
-    lab = data.info["parts"]["labelled"]
+    lab, unl = data.info["parts"]["labelled"], data.info["parts"]["unlabelled"]
     d, bs = game.nets["d"], game.labelled_batch or cfg.train.batch_size  # SSGAN's labelled images per step
     g = torch.Generator().manual_seed(seed)
     d.train()
@@ -199,6 +206,9 @@ def _supervised_only(cfg, steps: int, seed: int, test) -> dict:
         for _ in range(cfg.train.d_steps):
             idx = torch.randint(0, len(lab), (bs,), generator=g)
             loss = torch.nn.functional.cross_entropy(d(lab.to_model(lab.x[idx])), lab.y[idx])
+            if entropy_weight:
+                iu = torch.randint(0, len(unl), (cfg.train.batch_size,), generator=g)
+                loss = loss + entropy_weight * SSGAN.conditional_entropy(d(unl.to_model(unl.x[iu])))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -214,7 +224,8 @@ def _ssgan_run(job: dict) -> dict:
     """One seed of one row (a worker process, 1 thread): test and labelled-set accuracy, CPU s.
 
     The SSGAN row trains the recipe through the trainer and evaluates D (its EMA when ``train.ema`` is set);
-    the labels-only row trains the same D on the labelled part alone (``_supervised_only``).
+    the labels-only row trains the same D on the labelled part alone (``_supervised_only``), and the
+    labels_entropy row the same plus the recipe's game.entropy_weight times the unlabelled batches' entropy.
     """
     from ganforge.config import load_config
     from ganforge.data.fmnist import fmnist
@@ -223,9 +234,10 @@ def _ssgan_run(job: dict) -> dict:
     c0 = time.process_time()
     overrides = job["overrides"] + [f"--train.seed={job['seed']}", f"--data.seed={job['seed']}"]
     test = fmnist(split="test", limit=job.get("test_limit"))
-    if job["row"] == "labels_only":
+    if job["row"] in ("labels_only", SSGAN_ENTROPY_ROW):
         cfg = load_config(CONFIGS / "ssgan/fmnist.yaml", overrides)
-        rec = _supervised_only(cfg, cfg.train.steps, job["seed"], test)
+        w = float(cfg["game"].get("entropy_weight", 0.0)) if job["row"] == SSGAN_ENTROPY_ROW else 0.0
+        rec = _supervised_only(cfg, cfg.train.steps, job["seed"], test, entropy_weight=w)
     else:
         work = Path(tempfile.mkdtemp(prefix="bench-ssgan-"))
         try:
@@ -262,21 +274,26 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     lo_overrides = overrides + [f"--train.steps={lo_steps}", f"--train.lr_decay_start={lo_steps // 2}",
                                 f"--train.lr_decay_steps={lo_steps - lo_steps // 2}"]
     seeds = SSGAN_SEEDS[:1] if quick else SSGAN_SEEDS
-    # one job per (row, seed), the long SSGAN runs first: 2 workers finish in about 2 SSGAN runs' time
-    jobs = [{"seed": s, "row": row, "overrides": lo_overrides if row == "labels_only" else overrides,
-             "test_limit": 2000 if quick else None} for row in SSGAN_ROWS for s in seeds]
+    entropy_w = float(cfg["game"].get("entropy_weight", 0.0))
+    row_names = SSGAN_ROWS + ((SSGAN_ENTROPY_ROW,) if entropy_w else ())
+    # the entropy row trains as long as SSGAN, with its lr schedule (it sees the unlabelled images, as SSGAN does)
+    ent_overrides = overrides
+    row_overrides = {"ssgan": overrides, "labels_only": lo_overrides, SSGAN_ENTROPY_ROW: ent_overrides}
+    # one job per (row, seed), the longest runs first: 2 workers finish in about 2 SSGAN runs' time
+    jobs = [{"seed": s, "row": row, "overrides": row_overrides[row], "test_limit": 2000 if quick else None}
+            for row in sorted(row_names, key=lambda r: r == "labels_only") for s in seeds]
     partial = partial_path(out)
     recs = run_jobs(jobs, _ssgan_run, lambda j: (j["seed"], j["row"]), partial=partial, workers=SSGAN_WORKERS,
                     report=lambda r: f"ssgan seed {r['seed']} {r['row']}: test {r['acc']:.4f}, labelled "
                                      f"{r['train_acc']:.4f} ({r['cpu_seconds']} CPU s)")
     by = {(r["seed"], r["row"]): r for r in recs}
-    runs = [{"seed": s, **{f"{row}{k}": by[(s, row)][f] for row in SSGAN_ROWS
+    runs = [{"seed": s, **{f"{row}{k}": by[(s, row)][f] for row in row_names
                            for k, f in (("", "acc"), ("_train_acc", "train_acc"), ("_cpu_seconds", "cpu_seconds"))}}
             for s in seeds]
     stats = {k: {**mean_ci([r[k] for r in runs]), "per_seed": [r[k] for r in runs],
                  "train_acc_per_seed": [r[f"{k}_train_acc"] for r in runs],
                  "cpu_seconds_per_run": mean_ci([r[f"{k}_cpu_seconds"] for r in runs])["mean"]}
-             for k in SSGAN_ROWS}
+             for k in row_names}
     ss, lo = stats["ssgan"], stats["labels_only"]
     gains = [r["ssgan"] - r["labels_only"] for r in runs]
     verdict = {"gain": ss["mean"] - lo["mean"], "gain_goal": SSGAN_GAIN_GOAL, "paired_gain": mean_ci(gains),
@@ -289,6 +306,7 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     result = {"benchmark": "ssgan", "quick": quick, "command": command, "machine": _machine(), "threads": 1,
               "recipe": "configs/ssgan/fmnist.yaml", "overrides": overrides, "steps": steps,
               "labels_only_overrides": lo_overrides, "labels_only_steps": lo_steps, "labels": n_lab,
+              **({"labels_entropy_overrides": ent_overrides, "entropy_weight": entropy_w} if entropy_w else {}),
               "seeds": list(seeds), "test_images": 2000 if quick else 10000, "test_accuracy": stats,
               "verdict": verdict, "runs": runs, "cpu_seconds": round(cpu_total, 1),
               "seconds": round(time.time() - t0, 1)}
@@ -297,8 +315,12 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
                  "" if st["lo"] is None else f"[{st['lo']:.3f}, {st['hi']:.3f}]",
                  " / ".join(f"{v:.3f}" for v in st["per_seed"]),
                  " / ".join(f"{v:.3f}" for v in st["train_acc_per_seed"]), round(st["cpu_seconds_per_run"])]
-                for name, st in (("SSGAN (K logits + implicit fake class, feature matching)", ss),
-                                 ("same classifier, labels only (cross-entropy)", lo))]
+                for name, st in (("SSGAN (K logits + implicit fake class, feature matching"
+                                  + (f", entropy minimisation {entropy_w:g})" if entropy_w else ")"), ss),
+                                 ("same classifier, labels only (cross-entropy)", lo),
+                                 *([(f"same classifier, labels + entropy minimisation ({entropy_w:g}) on the same "
+                                     "unlabelled images, no generator", stats[SSGAN_ENTROPY_ROW])]
+                                   if entropy_w else []))]
         ok = verdict["gain"] >= SSGAN_GAIN_GOAL and verdict["cis_disjoint"]
         ema = cfg.train.ema
         evaluated = f"the EMA of D's weights (decay {ema}), " if ema else "D's weights, "
@@ -309,11 +331,15 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
              f"{list(seeds)} (train.seed and data.seed: the labelled subset changes with the seed), 1 thread per "
              f"run, {SSGAN_WORKERS} runs at a time; {cpu_total:.0f} CPU s in all (user + system).",
              "Same net (nets.d of the recipe, with its noise and initialisation), optimizer, lr, batch size and "
-             "evaluation for both rows; the labels-only row sees the labelled part only and no generator, and "
+             "evaluation for every row; the labels-only row sees the labelled part only and no generator, and "
              f"trains for its own best length ({lo_steps} steps, lr decay over its second half; it fits its labels "
              "by then and longer training only lowers its test accuracy). Evaluated: "
              f"{evaluated}eval mode (no noise), on the Fashion-MNIST test split and on the run's own labelled "
              "images.",
+             *([f"Entropy row: the labels-only classifier plus {entropy_w:g} x the mean conditional entropy "
+                f"H(p(y|x)) of an unlabelled batch (train.batch_size images) per update, {steps} steps with "
+                "SSGAN's lr schedule: what entropy minimisation on the same unlabelled images gives without a "
+                "generator."] if entropy_w else []),
              "CI: Student t over seeds, mean ± t_{0.975, n-1} s / sqrt(n) (ddof 1).",
              f"Goal (issue 13): SSGAN - labels only = {verdict['gain']:+.3f} (goal >= +{SSGAN_GAIN_GOAL}); CIs "
              f"disjoint: {verdict['cis_disjoint']}. {'Met.' if ok else 'NOT met.'}",

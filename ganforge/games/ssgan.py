@@ -18,6 +18,20 @@ l1`` takes the mean absolute gap instead, as the paper's MNIST code does); with
 ``labelled_batch`` (0: the whole labelled batch) caps the labelled images per D
 step, so that train.batch_size can raise the unlabelled and fake batch alone.
 
+Two optional D terms (off by default):
+- ``entropy_weight`` w_H: conditional-entropy minimisation on the unlabelled
+  batch (Dai et al. 2017, "Good semi-supervised learning that requires a bad
+  GAN", eq. 5's L_ent; Grandvalet & Bengio 2005):
+  w_H * mean_x H(p(y | x)), H = -sum_k p_k log p_k over the K real classes.
+- ``manifold_weight`` w_M: manifold regularisation with the generator (Lecouat
+  et al. 2018, "Manifold regularization with GANs for semi-supervised
+  learning", eq. 4 as their code computes it): a step of length eps
+  (``manifold_eps``, in image space) along the generator's manifold,
+  r = G(z + eta d / ||d||) - G(z), d ~ N(0, I), eta = ``manifold_eta``, and
+  w_M * mean_z sum_k | l_k(G(z)) - l_k(G(z) + eps r / ||r||) |.
+  G is held fixed; D is evaluated without its training noise (eval mode), so
+  that only D's variation along the generated manifold is penalised.
+
 Data: parts ``labelled`` and ``unlabelled`` (dataset ``semi``). The classifier
 is D itself: ``classify(x)`` = argmax_k l_k(x).
 """
@@ -42,7 +56,9 @@ class SSGAN(Game):
     ema_roles = ("g", "d")  # with train.ema, the EMA of D is the classifier that is evaluated (bench ssgan)
 
     def __init__(self, *, z_dim: int = 100, latent: str = "uniform", unsup_weight: float = 1.0,
-                 feature_matching: bool = True, fm_distance: str = "l2", labelled_batch: int = 0) -> None:
+                 feature_matching: bool = True, fm_distance: str = "l2", labelled_batch: int = 0,
+                 entropy_weight: float = 0.0, manifold_weight: float = 0.0, manifold_eps: float = 10.0,
+                 manifold_eta: float = 1.0) -> None:
         super().__init__()
         if z_dim < 1 or unsup_weight < 0 or labelled_batch < 0:
             raise ConfigError(f"ssgan needs z_dim >= 1, unsup_weight >= 0 and labelled_batch >= 0, got {z_dim}, "
@@ -50,7 +66,13 @@ class SSGAN(Game):
         if fm_distance not in ("l2", "l1"):
             raise ConfigError(f"ssgan fm_distance must be l2 (the paper's eq.) or l1 (its MNIST code), got "
                               f"{fm_distance!r}")
+        if not (entropy_weight >= 0 and manifold_weight >= 0 and manifold_eps > 0 and manifold_eta > 0):
+            raise ConfigError(f"ssgan needs entropy_weight >= 0 and manifold_weight >= 0 (0: off), manifold_eps > 0 "
+                              f"and manifold_eta > 0 (the image and latent steps of the manifold term); got "
+                              f"{entropy_weight}, {manifold_weight}, {manifold_eps}, {manifold_eta}")
         self.fm_distance = fm_distance
+        self.entropy_weight, self.manifold_weight = entropy_weight, manifold_weight
+        self.manifold_eps, self.manifold_eta = manifold_eps, manifold_eta
         check_latent(latent)
         self.z_dim, self.latent = z_dim, latent
         self.unsup_weight, self.feature_matching = unsup_weight, feature_matching
@@ -97,6 +119,33 @@ class SSGAN(Game):
         """logit of "x is real" from D's K class logits (the implicit fake class has logit 0): logsumexp_k l_k."""
         return torch.logsumexp(out, 1)
 
+    @staticmethod
+    def conditional_entropy(out: torch.Tensor) -> torch.Tensor:
+        """mean over the batch of H(p(y | x)) = -sum_k p_k log p_k, p = softmax of the K logits ``out`` (N, K)."""
+        logp = F.log_softmax(out, 1)
+        return -(logp.exp() * logp).sum(1).mean()
+
+    def manifold_penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """Lecouat et al. 2018: mean_z sum_k |l_k(G(z)) - l_k(G(z) + eps r/|r|)|, r = G(z + eta d/|d|) - G(z).
+
+        z (N, z_dim), d ~ N(0, I). G is fixed (no gradient); D runs in eval mode (no training noise), so a D
+        constant in x gives exactly 0.
+        """
+        d, g, n = self.nets["d"], self.nets["g"], len(z)
+        step = torch.randn_like(z)
+        step = self.manifold_eta * step / step.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        with torch.no_grad():
+            both = g(torch.cat([z, z + step]))  # one G pass (batch-norm statistics of both halves together)
+            x, r = both[:n], (both[n:] - both[:n]).reshape(n, -1)
+            x_moved = x + (self.manifold_eps * r / r.norm(dim=1, keepdim=True).clamp_min(1e-12)).reshape(x.shape)
+        was = d.training
+        d.eval()
+        try:
+            out = d(torch.cat([x, x_moved]))
+        finally:
+            d.train(was)
+        return (out[:n] - out[n:]).abs().reshape(n, -1).sum(1).mean()
+
     def d_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         d = self.nets["d"]
         xl, yl, xu = batch["labelled"]["x"], batch["labelled"]["y"], batch["unlabelled"]["x"]
@@ -104,13 +153,22 @@ class SSGAN(Game):
             xl, yl = xl[:self.labelled_batch], yl[:self.labelled_batch]
         with torch.no_grad():
             fake = self._fake(xu.shape[0])
-        out_l = d(xl)
+        out_l, out_u = d(xl), d(xu)
         sup = F.cross_entropy(out_l, yl)
-        lse_u, lse_f = self.real_logit(d(xu)), self.real_logit(d(fake))
+        lse_u, lse_f = self.real_logit(out_u), self.real_logit(d(fake))
         unsup = F.softplus(-lse_u).mean() + F.softplus(lse_f).mean()
+        loss = sup + self.unsup_weight * unsup
         logs = {"sup_loss": float(sup.detach()), "unsup_loss": float(unsup.detach()),
                 "lab_acc": float((out_l.argmax(1) == yl).float().mean())}
-        return sup + self.unsup_weight * unsup, logs
+        if self.entropy_weight:
+            ent = self.conditional_entropy(out_u)
+            loss = loss + self.entropy_weight * ent
+            logs["entropy"] = float(ent.detach())
+        if self.manifold_weight:
+            man = self.manifold_penalty(self.noise(xu.shape[0], self.z_dim, latent=self.latent))
+            loss = loss + self.manifold_weight * man
+            logs["manifold"] = float(man.detach())
+        return loss, logs
 
     def g_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         d = self.nets["d"]

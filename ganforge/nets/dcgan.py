@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from ganforge.errors import ConfigError
-from ganforge.nets.common import ProjectionHead, maybe_sn, norm_layer, numel, one_hot
+from ganforge.nets.common import ProjectionHead, maybe_sn, minibatch_stddev, norm_layer, numel, one_hot
 from ganforge.registry import NETS
 
 CONDITIONING = ("projection", "concat")
@@ -82,8 +82,11 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _check(norm: str, conditioning: str | None = None) -> None:
+def _check(norm: str, conditioning: str | None = None, mbstd_group: int = 0) -> None:
     norm_layer(norm, 1, 2)  # validates the name with a message listing the valid ones
+    if not isinstance(mbstd_group, int) or isinstance(mbstd_group, bool) or mbstd_group < 0:
+        raise ConfigError(f"dcgan mbstd_group must be an integer >= 0 (0: off; e.g. 4: the std over groups of 4 "
+                          f"samples), got {mbstd_group!r}")
     if conditioning is not None and conditioning not in CONDITIONING:
         raise ConfigError(f"dcgan conditioning must be one of {', '.join(CONDITIONING)}, got {conditioning!r}")
 
@@ -121,11 +124,12 @@ class DCGANDiscriminator(ProjectionHead, nn.Module):
     """images (N, C, H, W) [, c] -> scores (N, k); ``features``/``head`` split off the output layer."""
 
     def __init__(self, *, in_shape, out_shape, n_classes: int = 0, base: int = 64, max_channels: int = 512,
-                 norm: str = "batch", spectral_norm: bool = False, conditioning: str = "projection") -> None:
+                 norm: str = "batch", spectral_norm: bool = False, conditioning: str = "projection",
+                 mbstd_group: int = 0) -> None:
         super().__init__()
-        _check(norm, conditioning)
+        _check(norm, conditioning, mbstd_group)
         self.in_shape, self.out_shape, self.n_classes = tuple(in_shape), tuple(out_shape), n_classes
-        self.conditioning = conditioning
+        self.conditioning, self.mbstd_group = conditioning, mbstd_group
         h0, w0, n = plan(self.in_shape)
         widths = _widths(n, base, max_channels)[::-1]  # largest map first
         extra = n_classes if (n_classes and conditioning == "concat") else 0
@@ -136,7 +140,7 @@ class DCGANDiscriminator(ProjectionHead, nn.Module):
                        norm_layer(norm, cout, 2) if i else nn.Identity(), nn.LeakyReLU(0.2)]
             cin = cout
         self.body = nn.Sequential(*layers)
-        self.n_features = widths[-1] * h0 * w0
+        self.n_features = (widths[-1] + (mbstd_group > 0)) * h0 * w0
         k = numel(self.out_shape)
         self.out = maybe_sn(nn.Linear(self.n_features, k), spectral_norm)
         self.project = None
@@ -150,30 +154,40 @@ class DCGANDiscriminator(ProjectionHead, nn.Module):
         if oh is not None and self.conditioning == "concat":
             maps = oh.to(x.dtype)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
             x = torch.cat([x, maps], dim=1)
-        return self.body(x).flatten(1)
+        h = self.body(x)
+        if self.mbstd_group:
+            h = minibatch_stddev(h, self.mbstd_group)
+        return h.flatten(1)
 
 
 
 def dcgan(*, in_shape, out_shape, n_classes: int = 0, base: int = 64, max_channels: int = 512, norm: str = "batch",
-          spectral_norm: bool = False, embed_dim: int = 32, conditioning: str = "projection") -> nn.Module:
+          spectral_norm: bool = False, embed_dim: int = 32, conditioning: str = "projection",
+          mbstd_group: int = 0) -> nn.Module:
     """DCGAN net: (z_dim,) -> image builds the generator; image -> (k,) builds the discriminator.
 
     base: channels of the largest feature map; max_channels caps the deepest;
     norm: a name from nets.common.NORMS ("batch" as in the paper);
     embed_dim: width of G's label embedding (conditional); conditioning: D's
-    label input, "projection" (Miyato & Koyama 2018) or "concat" (one-hot maps).
+    label input, "projection" (Miyato & Koyama 2018) or "concat" (one-hot maps);
+    mbstd_group: the discriminator appends the minibatch standard deviation over groups of this many samples
+    (Karras et al. 2018) to its last feature map as one more channel (0: off; discriminators only).
     """
     in_shape, out_shape = tuple(in_shape), tuple(out_shape)
     if len(in_shape) == 1 and len(out_shape) == 3:
         _check(norm, conditioning)
+        if mbstd_group:
+            raise ConfigError(f"dcgan mbstd_group is a discriminator option (its last feature map gets the "
+                              f"minibatch std); the generator got mbstd_group={mbstd_group!r}: set it under nets.d")
         return DCGANGenerator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, base=base,
                               max_channels=max_channels, norm=norm, spectral_norm=spectral_norm, embed_dim=embed_dim)
     if len(in_shape) == 3:
         return DCGANDiscriminator(in_shape=in_shape, out_shape=out_shape, n_classes=n_classes, base=base,
                                   max_channels=max_channels, norm=norm, spectral_norm=spectral_norm,
-                                  conditioning=conditioning)
+                                  conditioning=conditioning, mbstd_group=mbstd_group)
     raise ConfigError(f"dcgan maps a latent vector to an image (generator) or an image to scores (discriminator); "
                       f"got in_shape {in_shape} -> out_shape {out_shape}")
 
 
-NETS.add("dcgan", dcgan, help="DCGAN (Radford et al. 2016): base, max_channels, norm, spectral_norm, conditioning")
+NETS.add("dcgan", dcgan, help="DCGAN (Radford et al. 2016): base, max_channels, norm, spectral_norm, conditioning, "
+          "mbstd_group")
