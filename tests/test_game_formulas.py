@@ -218,6 +218,18 @@ def test_ssgan_manifold_term_is_zero_for_a_constant_d() -> None:
     assert game.manifold_penalty(z).item() == 0.0
     assert game.nets["d"].training  # restored after the eval-mode evaluation
 
+
+def test_ssgan_manifold_probe_leaves_g_batch_norm_statistics() -> None:
+    game = _ssgan()
+    game.nets["g"] = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 4))
+    bn = game.nets["g"][1]
+    before = (bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked))
+    game.manifold_penalty(torch.rand(8, 3) * 2 - 1)
+    assert torch.equal(bn.running_mean, before[0]) and torch.equal(bn.running_var, before[1])
+    assert int(bn.num_batches_tracked) == before[2] and game.nets["g"].training
+    game.nets["g"](torch.randn(8, 3))  # a training pass does move them (the check above can fail)
+    assert not torch.equal(bn.running_mean, before[0])
+
 # -- bigan --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rec_weight", [0.0, 0.5])
 def test_bigan_labels_for_d_and_inverted_for_g_and_e(rec_weight: float) -> None:

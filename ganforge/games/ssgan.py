@@ -128,14 +128,17 @@ class SSGAN(Game):
     def manifold_penalty(self, z: torch.Tensor) -> torch.Tensor:
         """Lecouat et al. 2018: mean_z sum_k |l_k(G(z)) - l_k(G(z) + eps r/|r|)|, r = G(z + eta d/|d|) - G(z).
 
-        z (N, z_dim), d ~ N(0, I). G is fixed (no gradient); D runs in eval mode (no training noise), so a D
-        constant in x gives exactly 0.
+        z (N, z_dim), d ~ N(0, I). G is fixed (no gradient, its batch-norm running statistics left as they were);
+        D runs in eval mode (no training noise), so a D constant in x gives exactly 0.
         """
         d, g, n = self.nets["d"], self.nets["g"], len(z)
         step = torch.randn_like(z)
         step = self.manifold_eta * step / step.norm(dim=1, keepdim=True).clamp_min(1e-12)
         with torch.no_grad():
+            kept = {k: v.clone() for k, v in g.named_buffers()}  # G's batch-norm running statistics
             both = g(torch.cat([z, z + step]))  # one G pass (batch-norm statistics of both halves together)
+            for k, v in g.named_buffers():  # this pass is a probe, not training: G's buffers stay as they were
+                v.copy_(kept[k])
             x, r = both[:n], (both[n:] - both[:n]).reshape(n, -1)
             x_moved = x + (self.manifold_eps * r / r.norm(dim=1, keepdim=True).clamp_min(1e-12)).reshape(x.shape)
         was = d.training
