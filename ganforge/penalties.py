@@ -159,6 +159,49 @@ class LazyR1(R1):
         return self.every * super().__call__(critic, real=real, fake=fake, c=c)
 
 
+@PENALTIES.register("cr")
+class ConsistencyRegularisation(Penalty):
+    """Consistency regularisation (Zhang et al. 2020, CR-GAN, eq. 1): E_real ||D(x) - D(T(x))||^2 over the
+    critic's outputs, T a random augmentation (``policy``, DiffAugment's transforms; "translation" by default).
+
+    ``fakes``: the same on the generated batch too (balanced CR, Zhao et al. 2021). ``every`` k > 1: lazy, as
+    ``r1-lazy``: k times the term on every k-th step, 0 (nothing computed) on the others. Weight = lambda
+    (10 in the paper). Images only (N, C, H, W).
+    """
+
+    wants = ("step",)
+
+    def __init__(self, *, policy: str = "translation", fakes: bool = False, every: int = 1) -> None:
+        from ganforge.stabilisers.augment import parse_policy
+
+        self.policy = parse_policy(policy)
+        if not self.policy:
+            raise ConfigError("cr needs an augmentation policy, e.g. policy: translation (valid transforms: "
+                              "translation, cutout, color)")
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ConfigError(f"cr every must be an int >= 1 (steps between evaluations), got {every!r}")
+        self.fakes, self.every = bool(fakes), every
+
+    def _gap(self, critic: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        from ganforge.stabilisers.augment import diff_augment
+
+        x = x.detach()
+        if x.dim() != 4:
+            raise ConfigError(f"penalty 'cr' augments images (N, C, H, W); got samples of shape {tuple(x.shape[1:])}")
+        both = torch.cat([x, diff_augment(x, self.policy)])
+        out = critic(both, torch.cat([c, c])) if c is not None else critic(both)
+        out = out.reshape(2, len(x), -1)
+        return (out[0] - out[1]).pow(2).sum(1).mean()
+
+    def __call__(self, critic, *, real, fake, c=None, step: int = 0):
+        if step % self.every:
+            return torch.zeros((), device=real.device, dtype=real.dtype)
+        total = self._gap(critic, real, c)
+        if self.fakes:
+            total = total + self._gap(critic, fake, c)
+        return self.every * total
+
+
 def _weights(net: nn.Module) -> list[torch.Tensor]:
     """Weights of a net's Linear and conv layers (the raw parameter under spectral norm)."""
     out = []

@@ -117,3 +117,59 @@ def test_the_game_passes_its_generator_to_orthogonal_in_the_g_phase() -> None:
     assert logs == {"orthogonal": pytest.approx(float(want.detach()))}
     with pytest.raises(ConfigError, match="'orthogonal' regularises the generator"):
         Orthogonal()(game.nets["d"], real=real, fake=fake, generator=None)
+
+
+# ------------------------------------------------------------------------ consistency regularisation (cr)
+def test_cr_equals_its_formula_and_is_lazy() -> None:
+    """Zhang et al. 2020: ||D(x) - D(T(x))||^2, summed over outputs, averaged over the batch; lazy: k times it
+    on every k-th step and 0 (no graph) elsewhere; bCR adds the same on the fakes."""
+    from ganforge.penalties import ConsistencyRegularisation
+    from ganforge.stabilisers.augment import translation
+
+    torch.manual_seed(0)
+    critic = nn.Sequential(nn.Flatten(), nn.Linear(64, 2))
+    real, fake = torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8)
+    torch.manual_seed(1)
+    got = ConsistencyRegularisation(every=3)(critic, real=real, fake=fake, step=6)
+    torch.manual_seed(1)
+    want = 3 * (critic(real) - critic(translation(real))).pow(2).sum(1).mean()
+    torch.testing.assert_close(got, want)
+    off = ConsistencyRegularisation(every=3)(critic, real=real, fake=fake, step=7)
+    assert off.item() == 0.0 and not off.requires_grad
+    torch.manual_seed(2)
+    both = ConsistencyRegularisation(fakes=True)(critic, real=real, fake=fake)
+    torch.manual_seed(2)
+    want = (critic(real) - critic(translation(real))).pow(2).sum(1).mean()
+    want = want + (critic(fake) - critic(translation(fake))).pow(2).sum(1).mean()
+    torch.testing.assert_close(both, want)
+
+
+def test_cr_is_zero_for_a_translation_invariant_critic() -> None:
+    """Shifts of at most 1/8 of the size keep a centred object whole: a critic that sums the pixels sees no change,
+    one that reads a fixed pixel does."""
+    from ganforge.penalties import ConsistencyRegularisation
+
+    x = torch.zeros(16, 1, 16, 16)
+    x[:, :, 4:12, 4:12] = torch.rand(16, 1, 8, 8) + 0.5
+
+    class Sum(nn.Module):
+        def forward(self, x):
+            return x.sum(dim=(1, 2, 3))[:, None]
+
+    class Pixel(nn.Module):
+        def forward(self, x):
+            return x[:, :, 4, 4]
+
+    torch.manual_seed(0)
+    assert ConsistencyRegularisation()(Sum(), real=x, fake=x).item() < 1e-9
+    assert ConsistencyRegularisation()(Pixel(), real=x, fake=x).item() > 0.01
+
+
+@pytest.mark.parametrize("kwargs, match", [({"every": 0}, "cr every must be an int >= 1"),
+                                           ({"policy": ""}, "cr needs an augmentation policy"),
+                                           ({"policy": "rotate"}, "unknown augmentation 'rotate'")])
+def test_cr_bad_settings_say_what_is_valid(kwargs, match) -> None:
+    from ganforge.penalties import ConsistencyRegularisation
+
+    with pytest.raises(ConfigError, match=match):
+        ConsistencyRegularisation(**kwargs)
