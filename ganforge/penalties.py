@@ -14,6 +14,7 @@ from torch import nn
 
 from ganforge.errors import ConfigError
 from ganforge.registry import PENALTIES
+from ganforge.stabilisers.augment import diff_augment, parse_policy
 
 
 def _grad_norm(critic: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
@@ -22,6 +23,13 @@ def _grad_norm(critic: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> to
     out = critic(x, c) if c is not None else critic(x)
     (g,) = torch.autograd.grad(out.sum(), x, create_graph=True)
     return g.reshape(g.shape[0], -1).norm(2, dim=1)
+
+
+def _check_every(name: str, every) -> int:
+    """The interval k of a lazy penalty (evaluated on every k-th step, times k): an int >= 1."""
+    if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        raise ConfigError(f"{name} every must be an int >= 1 (steps between evaluations), got {every!r}")
+    return every
 
 
 class Penalty:
@@ -149,9 +157,7 @@ class LazyR1(R1):
     wants = ("step",)
 
     def __init__(self, *, every: int = 16) -> None:
-        if not isinstance(every, int) or every < 1:
-            raise ConfigError(f"r1-lazy every must be an int >= 1 (steps between evaluations), got {every!r}")
-        self.every = every
+        self.every = _check_every("r1-lazy", every)
 
     def __call__(self, critic, *, real, fake, c=None, step: int = 0):
         if step % self.every:
@@ -172,19 +178,13 @@ class ConsistencyRegularisation(Penalty):
     wants = ("step",)
 
     def __init__(self, *, policy: str = "translation", fakes: bool = False, every: int = 1) -> None:
-        from ganforge.stabilisers.augment import parse_policy
-
         self.policy = parse_policy(policy)
         if not self.policy:
             raise ConfigError("cr needs an augmentation policy, e.g. policy: translation (valid transforms: "
                               "translation, cutout, color)")
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ConfigError(f"cr every must be an int >= 1 (steps between evaluations), got {every!r}")
-        self.fakes, self.every = bool(fakes), every
+        self.fakes, self.every = bool(fakes), _check_every("cr", every)
 
     def _gap(self, critic: nn.Module, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        from ganforge.stabilisers.augment import diff_augment
-
         x = x.detach()
         if x.dim() != 4:
             raise ConfigError(f"penalty 'cr' augments images (N, C, H, W); got samples of shape {tuple(x.shape[1:])}")

@@ -132,6 +132,24 @@ def test_dann_lambda_schedule(tmp_path):
     torch.testing.assert_close(g.current_lambda(), 2 / (1 + math.exp(-10)) - 1)
 
 
+def test_ssgan_labels_only_row_with_entropy_minimisation_runs_and_uses_the_term(monkeypatch):
+    """bench ssgan's "labels + entropy, no generator" row: the same classifier, plus the entropy of D's class
+    posterior on an unlabelled batch of train.batch_size images in every update (none without the weight)."""
+    from ganforge.bench.games_beyond import _supervised_only
+    from ganforge.games.ssgan import SSGAN
+
+    c = load_config(None, [], base=raw("ssgan", lr_decay_start=None))
+    test = build_dataset("fmnist", split="test", limit=64)
+    seen = []
+    entropy = SSGAN.conditional_entropy
+    monkeypatch.setattr(SSGAN, "conditional_entropy", staticmethod(lambda out: seen.append(out.shape) or entropy(out)))
+    plain = _supervised_only(c, 6, 0, test)
+    assert seen == []
+    ent = _supervised_only(c, 6, 0, test, entropy_weight=5.0)
+    assert seen == [(c.train.batch_size, 10)] * 6  # one unlabelled batch per update, K = 10 class logits
+    assert all(0 <= r[k] <= 1 for r in (plain, ent) for k in ("acc", "train_acc"))
+
+
 def test_ssgan_implicit_fake_class():
     """logit D(x) = logsumexp(l): the K+1-class softmax with the fake logit fixed at 0."""
     l = torch.randn(6, 10)

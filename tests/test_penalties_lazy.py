@@ -173,3 +173,19 @@ def test_cr_bad_settings_say_what_is_valid(kwargs, match) -> None:
 
     with pytest.raises(ConfigError, match=match):
         ConsistencyRegularisation(**kwargs)
+
+
+def test_cr_refuses_samples_that_are_not_images() -> None:
+    from ganforge.penalties import ConsistencyRegularisation
+
+    x = torch.randn(4, 3)
+    with pytest.raises(ConfigError, match=r"penalty 'cr' augments images \(N, C, H, W\); got samples of shape \(3,\)"):
+        ConsistencyRegularisation()(nn.Linear(3, 1), real=x, fake=x)
+
+
+def test_lazy_penalties_refuse_a_bool_interval() -> None:
+    from ganforge.penalties import ConsistencyRegularisation
+
+    for make, name in ((lambda: LazyR1(every=True), "r1-lazy"), (lambda: ConsistencyRegularisation(every=True), "cr")):
+        with pytest.raises(ConfigError, match=f"{name} every must be an int >= 1 .*got True"):
+            make()

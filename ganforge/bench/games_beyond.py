@@ -277,8 +277,7 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     entropy_w = float(cfg["game"].get("entropy_weight", 0.0))
     row_names = SSGAN_ROWS + ((SSGAN_ENTROPY_ROW,) if entropy_w else ())
     # the entropy row trains as long as SSGAN, with its lr schedule (it sees the unlabelled images, as SSGAN does)
-    ent_overrides = overrides
-    row_overrides = {"ssgan": overrides, "labels_only": lo_overrides, SSGAN_ENTROPY_ROW: ent_overrides}
+    row_overrides = {"ssgan": overrides, "labels_only": lo_overrides, SSGAN_ENTROPY_ROW: overrides}
     # one job per (row, seed), the longest runs first: 2 workers finish in about 2 SSGAN runs' time
     jobs = [{"seed": s, "row": row, "overrides": row_overrides[row], "test_limit": 2000 if quick else None}
             for row in sorted(row_names, key=lambda r: r == "labels_only") for s in seeds]
@@ -306,7 +305,7 @@ def ssgan(*, quick: bool = False, out: str = "benchmarks/results/ssgan.json") ->
     result = {"benchmark": "ssgan", "quick": quick, "command": command, "machine": _machine(), "threads": 1,
               "recipe": "configs/ssgan/fmnist.yaml", "overrides": overrides, "steps": steps,
               "labels_only_overrides": lo_overrides, "labels_only_steps": lo_steps, "labels": n_lab,
-              **({"labels_entropy_overrides": ent_overrides, "entropy_weight": entropy_w} if entropy_w else {}),
+              **({"labels_entropy_overrides": overrides, "entropy_weight": entropy_w} if entropy_w else {}),
               "seeds": list(seeds), "test_images": 2000 if quick else 10000, "test_accuracy": stats,
               "verdict": verdict, "runs": runs, "cpu_seconds": round(cpu_total, 1),
               "seconds": round(time.time() - t0, 1)}
