@@ -252,6 +252,42 @@ def run_one(cfg: Config, run_dir: Path) -> tuple[str, dict]:
     return status, done
 
 
+def _record(job: tuple[Config, str, int]) -> dict:
+    """Train one run of the sweep (``run_one``) and describe it: status, wall and CPU seconds, final metrics.
+
+    CPU seconds are this process's (all its threads), so runs in parallel workers are each measured alone."""
+    cfg, run_dir, seed = job
+    t, cpu = time.time(), time.process_time()
+    status, m = run_one(cfg, Path(run_dir))
+    return {"seed": seed, "dir": run_dir, "status": status, "seconds": round(time.time() - t, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1) if status != "skipped" else None,
+            "train_seconds": _train_seconds(Path(run_dir)), "metrics": m}
+
+
+def _worker_init(threads: int) -> None:
+    """A worker of ``--jobs N``: torch's default thread count (a config's ``train.threads: 0``) becomes its share
+    of the CPUs, unless OMP_NUM_THREADS already says how many."""
+    import os
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def _records(work: list[tuple[Config, str, int]], jobs: int):
+    """Yield ``_record`` of every run, in order with ``jobs`` = 1, else as ``jobs`` spawned workers finish them."""
+    if jobs == 1:
+        yield from map(_record, work)
+        return
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    share = max(1, len(os.sched_getaffinity(0)) // jobs) if hasattr(os, "sched_getaffinity") else 1
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
+                             initargs=(share,)) as pool:
+        for f in as_completed([pool.submit(_record, w) for w in work]):
+            yield f.result()
+
+
 def _train_seconds(run_dir: Path) -> float | None:
     """Wall time of the run's last training session (the "time" of its last losses.jsonl record)."""
     p = run_dir / "losses.jsonl"
@@ -286,17 +322,21 @@ def recipe_cells(recipes: list[str | Path], grid_cells: list[Cell]) -> list[tupl
 
 
 def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str], out: str | Path,
-            metrics: list[str] | None = None, quiet: bool = False, cpu_budget: float | None = None) -> dict:
+            metrics: list[str] | None = None, quiet: bool = False, cpu_budget: float | None = None,
+            jobs: int = 1) -> dict:
     """Run recipe(s) x ``grid`` x ``seeds`` and write ``out/compare.json`` and ``out/compare.md``.
 
     Several recipes (a list) are compared cell by cell, the first recipe's cells first; ``cpu_budget``
-    trains every cell for that many CPU-seconds per run instead of its train.steps (``bench/budget.py``).
+    trains every cell for that many CPU-seconds per run instead of its train.steps (``bench/budget.py``);
+    ``jobs`` > 1 trains that many runs at once in worker processes (each its share of the CPUs).
     """
     from ganforge import api
     from ganforge.bench import budget
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if not (isinstance(jobs, int) and jobs >= 1):
+        raise ConfigError(f"--jobs must be a whole number >= 1 (runs trained at once), got {jobs!r}")
     recipes = [config] if isinstance(config, (str, Path)) else list(config or [])
     if not recipes:
         raise ConfigError("bench compare needs a config file, e.g. ganforge bench compare configs/toy/ring.yaml "
@@ -317,18 +357,16 @@ def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str
     configs = {(c.name, k): api.make_config(r, [*c.overrides(), *length[c.name], f"--train.seed={k}"])
                for r, c in todo for k in range(seeds)}
     t0 = time.time()
+    work = [(configs[(c.name, k)], str(out / c.name / f"seed{k}"), k) for _, c in todo for k in range(seeds)]
+    records = {}
+    for rec in _records(work, jobs):
+        records[rec["dir"]] = rec
+        if not quiet:
+            print(f"[compare] {Path(rec['dir']).parent.name} seed {rec['seed']}: {rec['status']} "
+                  f"({rec['seconds']:.1f}s) {json.dumps(rec['metrics'])}", flush=True)
     table_cells = []
     for r, c in todo:
-        runs = []
-        for k in range(seeds):
-            run_dir = out / c.name / f"seed{k}"
-            t, cpu = time.time(), time.process_time()
-            status, m = run_one(configs[(c.name, k)], run_dir)
-            runs.append({"seed": k, "dir": str(run_dir), "status": status, "seconds": round(time.time() - t, 1),
-                         "cpu_seconds": round(time.process_time() - cpu, 1) if status != "skipped" else None,
-                         "train_seconds": _train_seconds(run_dir), "metrics": m})
-            if not quiet:
-                print(f"[compare] {c.name} seed {k}: {status} ({time.time() - t:.1f}s) {json.dumps(m)}", flush=True)
+        runs = [records[str(out / c.name / f"seed{k}")] for k in range(seeds)]
         cell = {"name": c.name, "recipe": str(r), "values": c.values, "runs": runs}
         if planned is not None:
             cell["budget"] = {**planned[c.name], "overrides": length[c.name]}
@@ -347,7 +385,7 @@ def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str
     from ganforge.bench.speed import cpu_name
 
     table = {"benchmark": "compare", "config": ", ".join(map(str, recipes)), "recipes": [str(r) for r in recipes],
-             "cpu_budget": cpu_budget, "seeds": seeds, "grid": [[k, v] for k, v in parsed],
+             "cpu_budget": cpu_budget, "seeds": seeds, "jobs": jobs, "grid": [[k, v] for k, v in parsed],
              "metrics": found, "alpha": ALPHA, "test": TEST_NAME, "ci": "95 % Student t over seeds, ddof=1",
              "cells": table_cells, "seconds": round(time.time() - t0, 1),  # this invocation (skips are fast)
              "machine": {"platform": platform.platform(), "python": platform.python_version(),
@@ -417,5 +455,6 @@ def markdown(table: dict) -> str:
               f"have zero variance count as different when their means differ. No correction for multiple "
               f"comparisons. Training wall time {train:.0f} s summed over the runs (shared CPU), "
               f"on {table['machine']['processor']}, torch {table['machine']['torch']}, "
-              f"{table['machine'].get('threads', '?')} thread(s) per run.", ""]
+              f"{table['machine'].get('threads', '?')} thread(s) per run"
+              + (f", {table['jobs']} runs at once." if table.get("jobs", 1) > 1 else "."), ""]
     return "\n".join(lines)

@@ -23,6 +23,9 @@ def register(sub) -> None:
     b.add_argument("--cpu-budget", type=float, metavar="SECONDS",
                    help="compare only: train every cell for this many CPU-seconds per run (its train.steps "
                         "from its measured CPU cost per step) instead of the recipe's train.steps")
+    b.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="compare only: train N runs at once in worker processes, each with its share of the CPUs "
+                        "(default 1: one after another)")
     b.set_defaults(run=run)
 
 
@@ -36,11 +39,11 @@ def run(args) -> int:
         out = args.out or f"runs/compare-{'-vs-'.join(Path(c).stem for c in args.config) or 'x'}"
         check_writable(out, "sweep folder", folder=True)
         compare(args.config, seeds=args.seeds, grid=args.grid, out=out, metrics=args.metric,
-                cpu_budget=args.cpu_budget)
+                cpu_budget=args.cpu_budget, jobs=args.jobs)
         print(f"wrote {Path(out) / 'compare.json'} and {Path(out) / 'compare.md'}")
         return 0
-    if args.config or args.grid or args.metric or args.cpu_budget is not None:
-        raise ConfigError(f"a config, --grid, --metric and --cpu-budget belong to `bench compare`, not "
+    if args.config or args.grid or args.metric or args.cpu_budget is not None or args.jobs != 1:
+        raise ConfigError(f"a config, --grid, --metric, --cpu-budget and --jobs belong to `bench compare`, not "
                           f"`bench {args.name}`")
     bench = BENCHMARKS.get(args.name)  # an unknown name: an error listing the valid ones
     out = args.out or f"benchmarks/results/{args.name}{'-quick' if args.quick else ''}.json"
