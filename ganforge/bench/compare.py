@@ -252,40 +252,19 @@ def run_one(cfg: Config, run_dir: Path) -> tuple[str, dict]:
     return status, done
 
 
-def _record(job: tuple[Config, str, int]) -> dict:
-    """Train one run of the sweep (``run_one``) and describe it: status, wall and CPU seconds, final metrics.
+def _record(job: dict) -> dict:
+    """Train one run of the sweep (``run_one``) and describe it: status, wall and CPU seconds, torch threads,
+    final metrics. CPU seconds are this process's (all its threads), so runs in parallel workers are each
+    measured alone."""
+    import torch
 
-    CPU seconds are this process's (all its threads), so runs in parallel workers are each measured alone."""
-    cfg, run_dir, seed = job
     t, cpu = time.time(), time.process_time()
-    status, m = run_one(cfg, Path(run_dir))
-    return {"seed": seed, "dir": run_dir, "status": status, "seconds": round(time.time() - t, 1),
-            "cpu_seconds": round(time.process_time() - cpu, 1) if status != "skipped" else None,
-            "train_seconds": _train_seconds(Path(run_dir)), "metrics": m}
-
-
-def _worker_init(threads: int) -> None:
-    """A worker of ``--jobs N``: torch's default thread count (a config's ``train.threads: 0``) becomes its share
-    of the CPUs, unless OMP_NUM_THREADS already says how many."""
-    import os
-
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-
-
-def _records(work: list[tuple[Config, str, int]], jobs: int):
-    """Yield ``_record`` of every run, in order with ``jobs`` = 1, else as ``jobs`` spawned workers finish them."""
-    if jobs == 1:
-        yield from map(_record, work)
-        return
-    import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
-
-    share = max(1, len(os.sched_getaffinity(0)) // jobs) if hasattr(os, "sched_getaffinity") else 1
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                             initargs=(share,)) as pool:
-        for f in as_completed([pool.submit(_record, w) for w in work]):
-            yield f.result()
+    status, m = run_one(job["cfg"], Path(job["dir"]))
+    trained = status != "skipped"
+    return {"seed": job["seed"], "dir": job["dir"], "status": status, "seconds": round(time.time() - t, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1) if trained else None,
+            "threads": torch.get_num_threads() if trained else None,
+            "train_seconds": _train_seconds(Path(job["dir"])), "metrics": m}
 
 
 def _train_seconds(run_dir: Path) -> float | None:
@@ -332,6 +311,7 @@ def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str
     """
     from ganforge import api
     from ganforge.bench import budget
+    from ganforge.bench.jobs import cpu_share, run_jobs
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be >= 1, got {seeds}")
@@ -357,13 +337,23 @@ def compare(config: str | Path | list[str | Path], *, seeds: int, grid: list[str
     configs = {(c.name, k): api.make_config(r, [*c.overrides(), *length[c.name], f"--train.seed={k}"])
                for r, c in todo for k in range(seeds)}
     t0 = time.time()
-    work = [(configs[(c.name, k)], str(out / c.name / f"seed{k}"), k) for _, c in todo for k in range(seeds)]
-    records = {}
-    for rec in _records(work, jobs):
-        records[rec["dir"]] = rec
-        if not quiet:
-            print(f"[compare] {Path(rec['dir']).parent.name} seed {rec['seed']}: {rec['status']} "
-                  f"({rec['seconds']:.1f}s) {json.dumps(rec['metrics'])}", flush=True)
+    work = [{"cfg": configs[(c.name, k)], "dir": str(out / c.name / f"seed{k}"), "seed": k}
+            for _, c in todo for k in range(seeds)]
+
+    def report(rec: dict) -> str:
+        return (f"[compare] {Path(rec['dir']).parent.name} seed {rec['seed']}: {rec['status']} "
+                f"({rec['seconds']:.1f}s) {json.dumps(rec['metrics'])}")
+
+    if jobs == 1:
+        done = []
+        for job in work:
+            done.append(_record(job))
+            if not quiet:
+                print(report(done[-1]), flush=True)
+    else:
+        done = run_jobs(work, _record, lambda j: j["dir"], partial=None, workers=jobs,
+                        report=None if quiet else report, threads=cpu_share(jobs))
+    records = {rec["dir"]: rec for rec in done}
     table_cells = []
     for r, c in todo:
         runs = [records[str(out / c.name / f"seed{k}")] for k in range(seeds)]
@@ -406,6 +396,12 @@ def _fmt(v: float | None) -> str:
     if a >= 100:
         return f"{v:.1f}"
     return f"{v:.3g}" if 0 < a < 0.01 else f"{v:.3f}"
+
+
+def _threads_text(table: dict) -> str:
+    """The torch thread counts the runs trained with (older tables: the sweep process's)."""
+    used = sorted({r["threads"] for c in table["cells"] for r in c["runs"] if r.get("threads")})
+    return "/".join(map(str, used)) if used else str(table["machine"].get("threads", "?"))
 
 
 def markdown(table: dict) -> str:
@@ -455,6 +451,6 @@ def markdown(table: dict) -> str:
               f"have zero variance count as different when their means differ. No correction for multiple "
               f"comparisons. Training wall time {train:.0f} s summed over the runs (shared CPU), "
               f"on {table['machine']['processor']}, torch {table['machine']['torch']}, "
-              f"{table['machine'].get('threads', '?')} thread(s) per run"
+              f"{_threads_text(table)} thread(s) per run"
               + (f", {table['jobs']} runs at once." if table.get("jobs", 1) > 1 else "."), ""]
     return "\n".join(lines)

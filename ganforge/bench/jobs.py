@@ -8,6 +8,7 @@ stopped; the caller deletes it with ``finish`` once the final results are writte
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Callable, Hashable
 from concurrent.futures import ProcessPoolExecutor
@@ -36,19 +37,35 @@ def read_partial(partial: Path | None, key: Callable[[dict], Hashable]) -> dict[
     return done
 
 
+def _worker_init(threads: int) -> None:
+    """A worker's default torch thread count (``train.threads: 0``) is ``threads`` unless OMP_NUM_THREADS is set."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+def cpu_share(workers: int) -> int:
+    """This process's CPUs divided among ``workers`` processes (at least 1 each)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cpus // workers)
+
+
 def run_jobs(jobs: list[dict], fn: Callable[[dict], dict], key: Callable[[dict], Hashable], *,
-             partial: Path | None, workers: int, report: Callable[[dict], str]) -> list[dict]:
+             partial: Path | None, workers: int, report: Callable[[dict], str] | None,
+             threads: int | None = None) -> list[dict]:
     """``fn(job)`` for every job not yet in ``partial`` (spawned workers); the records in job order.
 
-    ``fn`` must be a module-level function (it is pickled); ``key`` identifies a job and its record.
+    ``fn`` must be a module-level function (it is pickled); ``key`` identifies a job and its record;
+    ``report(record)`` is printed as each finishes (None: nothing printed); ``threads``: each worker's default
+    torch thread count unless OMP_NUM_THREADS is set (None: torch's own default).
     """
     done = read_partial(partial, key)
     todo = [j for j in jobs if key(j) not in done]
     if todo:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        init = {"initializer": _worker_init, "initargs": (threads,)} if threads is not None else {}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), **init) as pool:
             for r in pool.map(fn, todo):
                 done[key(r)] = r
-                print(report(r), flush=True)
+                if report is not None:
+                    print(report(r), flush=True)
                 if partial is not None:
                     partial.parent.mkdir(parents=True, exist_ok=True)
                     with open(partial, "a") as f:
