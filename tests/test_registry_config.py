@@ -203,3 +203,6 @@ def test_child_recipes_drop_the_base_penalty_with_null() -> None:
     d32, r32 = load_config(root / "fmnist32" / "dcgan.yaml"), load_config(root / "fmnist32" / "resnet-sn.yaml")
     assert d32.data["penalties"] == base.data["penalties"] and d32.data["optim"] == base.data["optim"]
     assert r32.data["penalties"] == {} and r32.data["nets"]["d"]["spectral_norm"]
+    # resnet-SN decays its lr over the whole run (SNGAN's schedule), DCGAN over the second half
+    assert (r32.train.lr_decay_start, r32.train.lr_decay_steps) == (0, r32.train.steps)
+    assert d32.train.lr_decay_start + d32.train.lr_decay_steps == d32.train.steps
